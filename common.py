@@ -1,0 +1,286 @@
+"""
+What train_pretrain.py and train_grpo.py share: distributed setup (single process, torchrun DDP,
+FSDP2), the learning-rate schedule, precision contexts, MFU, and atomic checkpoints.
+
+A checkpoint is a directory `out_dir/ckpt-{step:06d}/` that is at the same time a Hugging Face
+model directory (config.json + model.safetensors + the tokenizer files), so sample.py and eval.py
+open it directly, plus `optimizer.pt` and `meta.json` (resolved config, step, RNG states, data
+cursor, tokenizer identity). It is written to `ckpt-XXXXXX.tmp` and renamed when complete, so a
+crash never leaves a half-written checkpoint behind; the last `keep_last` are kept.
+"""
+
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from model import write_hf_checkpoint
+
+TOKENIZER_FILES = ("tokenizer.tiktoken", "tokenizer_meta.json", "tokenizer.json", "vocab.json", "merges.txt",
+                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+# -----------------------------------------------------------------------------
+# distributed
+
+class Dist:
+    """Who am I: rank, world size, device. Set up from torchrun's environment variables."""
+
+    def __init__(self, device="auto"):
+        self.ddp = int(os.environ.get("RANK", -1)) != -1
+        self.rank = int(os.environ.get("RANK", 0))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError("device='cuda' but no GPU is visible; use --device=cpu.")
+            device = f"cuda:{self.local_rank}"
+            torch.cuda.set_device(device)
+        self.device = device
+        self.device_type = "cuda" if device.startswith("cuda") else "cpu"
+        if self.ddp and not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if self.device_type == "cuda" else "gloo")
+        self.master = self.rank == 0
+
+    def all_reduce(self, tensor, op=dist.ReduceOp.SUM):
+        if self.ddp:
+            dist.all_reduce(tensor, op=op)
+        return tensor
+
+    def barrier(self):
+        if self.ddp:
+            dist.barrier()
+
+    def close(self):
+        if self.ddp and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def wrap_model(model, parallel, d, activation_checkpointing=False):
+    """parallel: 'none' | 'ddp' | 'fsdp'. Returns the module to call; the raw model stays
+    `model` (FSDP2 shards it in place) and is what we save."""
+    model.gradient_checkpointing = activation_checkpointing
+    if parallel == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+        for block in model.model.layers:
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    if parallel == "ddp" and d.ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        return DDP(model, device_ids=[d.local_rank] if d.device_type == "cuda" else None)
+    if parallel not in ("none", "ddp"):
+        raise ValueError(f"parallel must be 'none', 'ddp' or 'fsdp', got '{parallel}'.")
+    return model
+
+
+def set_grad_sync(module, enabled):
+    """Gradient accumulation: all-reduce only on the last micro-step (set before the forward)."""
+    if hasattr(module, "require_backward_grad_sync"):  # DDP
+        module.require_backward_grad_sync = enabled
+    elif hasattr(module, "set_requires_gradient_sync"):  # FSDP2
+        module.set_requires_gradient_sync(enabled)
+
+
+# -----------------------------------------------------------------------------
+# precision, schedule, speed
+
+def autocast(device_type, dtype):
+    """bf16/fp16 autocast for the matmuls; a no-op for fp32."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
+
+
+def lr_at(step, max_lr, warmup_steps, total_steps, min_lr_ratio):
+    """Linear warmup, then cosine decay to min_lr_ratio * max_lr at total_steps."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return max_lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+_PEAK_FLOPS = {}
+
+
+def matmul_flops(device, dtype, n=1024, reps=8):
+    """Measured matmul throughput (FLOP/s) of this device in this dtype: the MFU denominator,
+    so the ratio means the same on any machine. Cached per (device, dtype)."""
+    key = (str(device), dtype)
+    if key not in _PEAK_FLOPS:
+        dt = getattr(torch, dtype)
+        a = torch.randn(n, n, device=device, dtype=dt)
+        b = torch.randn(n, n, device=device, dtype=dt)
+        for _ in range(2):
+            a @ b
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        sync(device)
+        _PEAK_FLOPS[key] = 2 * n**3 * reps / (time.perf_counter() - t0)
+    return _PEAK_FLOPS[key]
+
+
+def sync(device):
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# -----------------------------------------------------------------------------
+# checkpoints
+
+def rng_state():
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state().tolist(),
+            "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state):
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    st = state["numpy"]
+    np.random.set_state((st[0], np.array(st[1], dtype=np.uint32), st[2], st[3], st[4]))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def full_state_dicts(model, optimizer):
+    """Full (unsharded) model and optimizer state dicts, on CPU, keyed by parameter name.
+    Collective under FSDP: every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    msd = get_model_state_dict(model, options=options)
+    osd = get_optimizer_state_dict(model, optimizer, options=options) if optimizer is not None else None
+    return msd, osd
+
+
+def save_checkpoint(out_dir, step, model, optimizer, meta, tokenizer_dir, d, keep_last=2, extra_models=None):
+    """Atomically write out_dir/ckpt-{step}/. Collective (all ranks call it; rank 0 writes).
+    extra_models: {name: module} saved as `{name}.safetensors` (e.g. GRPO's reference model)."""
+    msd, osd = full_state_dicts(model, optimizer)
+    extras = {name: full_state_dicts(m, None)[0] for name, m in (extra_models or {}).items()}
+    if d.master:
+        from safetensors.torch import save_file
+        final = os.path.join(out_dir, f"ckpt-{step:06d}")
+        tmp = final + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        write_hf_checkpoint(msd, model.config, tmp)
+        for name, sd in extras.items():
+            save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(tmp, f"{name}.safetensors"))
+        copy_tokenizer(tokenizer_dir, tmp)
+        if osd is not None:
+            torch.save(osd, os.path.join(tmp, "optimizer.pt"))
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump(dict(meta, step=step), f, indent=1, default=_json_default)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        for old in list_checkpoints(out_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    d.barrier()
+
+
+def copy_tokenizer(src_dir, dst_dir):
+    copied = 0
+    for name in TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(src_dir, name)):
+            shutil.copy2(os.path.join(src_dir, name), os.path.join(dst_dir, name))
+            copied += 1
+    if not copied:
+        raise FileNotFoundError(f"no tokenizer files in '{src_dir}'; run prepare_data.py first.")
+
+
+def list_checkpoints(out_dir):
+    """Complete checkpoints (those with a meta.json), oldest first."""
+    if not os.path.isdir(out_dir):
+        return []
+    names = sorted(n for n in os.listdir(out_dir) if re.fullmatch(r"ckpt-\d{6}", n))
+    return [os.path.join(out_dir, n) for n in names if os.path.isfile(os.path.join(out_dir, n, "meta.json"))]
+
+
+def latest_checkpoint(out_dir):
+    ckpts = list_checkpoints(out_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def read_meta(ckpt_dir):
+    with open(os.path.join(ckpt_dir, "meta.json")) as f:
+        return json.load(f)
+
+
+def load_training_state(ckpt_dir, model, optimizer):
+    """Load weights and optimizer state from a checkpoint into an (optionally wrapped/sharded)
+    model. Every rank reads the files; returns meta.json's dict."""
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+    from model import checkpoint_files
+    msd = {}
+    for file in checkpoint_files(ckpt_dir):
+        msd.update(load_file(file))
+    if model.config.tie_word_embeddings:
+        msd["lm_head.weight"] = msd["model.embed_tokens.weight"]
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, msd, options=options)
+    if optimizer is not None:
+        osd = torch.load(os.path.join(ckpt_dir, "optimizer.pt"), map_location="cpu", weights_only=False)
+        set_optimizer_state_dict(model, optimizer, osd, options=options)
+    return read_meta(ckpt_dir)
+
+
+# -----------------------------------------------------------------------------
+# models
+
+def resolve_model_dir(path):
+    """A model directory: an HF directory (has config.json), or a training out_dir, in which case
+    its latest complete checkpoint."""
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    ckpt = latest_checkpoint(path)
+    if ckpt is None:
+        raise FileNotFoundError(f"'{path}' is neither a model directory (no config.json) nor a training out_dir with a checkpoint; "
+                                f"train one first or pass a downloaded Hugging Face directory.")
+    return ckpt
+
+
+def build_model(d, parallel, activation_checkpointing=False, init_dir=None, config=None, seed=0):
+    """Create the training model: from `config` (random init, identical on every rank) or loaded from
+    the HF directory `init_dir`, in fp32, wrapped for `parallel`. With FSDP2 the model is built on the
+    meta device, sharded, and the weights are read by rank 0 and broadcast, so host memory holds one
+    copy of the checkpoint, not one per rank. Returns (raw_model, module_to_call)."""
+    from model import Transformer, config_from_hf, load_hf_config
+    if parallel == "fsdp" and init_dir is not None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+        config = config_from_hf(load_hf_config(init_dir))
+        with torch.device("meta"):
+            model = Transformer(config)
+        module = wrap_model(model, parallel, d, activation_checkpointing)
+        model.to_empty(device=d.device)
+        sd = Transformer.from_pretrained(init_dir, dtype=torch.float32).state_dict() if d.master else {}
+        set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        model.train()
+        return model, module
+    if init_dir is not None:
+        model = Transformer.from_pretrained(init_dir, device=d.device, dtype=torch.float32)
+    else:
+        torch.manual_seed(seed)
+        model = Transformer(config).to(d.device)
+    model.train()
+    return model, wrap_model(model, parallel, d, activation_checkpointing)

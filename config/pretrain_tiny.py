@@ -1,0 +1,20 @@
+# Masked-diffusion pre-training of a tiny (~7M parameter) model on the stdlib corpus, on a 2-core CPU.
+# Prepare the data first: python prepare_data.py   (writes data/stdlib, ~3.4M tokens, vocab 4096)
+out_dir = "out/pretrain_tiny"
+data_dir = "data/stdlib"
+block_size = 256
+# model: 6 layers x 256 wide, 4 query heads sharing 2 k/v heads, SwiGLU 768
+n_layer = 6
+n_head = 4
+n_kv_head = 2
+n_embd = 256
+intermediate_size = 768
+# 16 sequences x 256 tokens = 4,096 tokens per step
+batch_size = 16
+max_steps = 600
+learning_rate = 2e-3
+warmup_steps = 30
+eval_interval = 100
+eval_batches = 8
+ckpt_interval = 100
+dtype = "bfloat16"

@@ -1,0 +1,123 @@
+"""
+nanoGPT's configuration pattern, hardened.
+
+Each script defines its defaults as module-level variables at the top, then calls
+
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:])
+
+which applies, in order, an optional config file (`config/xxx.py`, plain Python assignments) and
+`--key=value` overrides, and returns the resolved values as a SimpleNamespace (the module globals
+are left untouched, so a script's `main` can run twice in one process, e.g. in tests).
+
+Rules: unknown keys (in a file or on the command line) are errors that suggest the nearest valid
+key; values are parsed as Python literals; an int may be given for a float; a key whose default
+is None takes any literal; otherwise the type must match the default's. Config paths are tried
+relative to the working directory, then to this repository, so scripts work from anywhere.
+"""
+
+import ast
+import difflib
+import os
+import sys
+import types
+from types import SimpleNamespace
+
+REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+_CONFIG_TYPES = (int, float, bool, str, list, tuple, dict, type(None))
+
+
+class ConfigError(ValueError):
+    """Bad user input: a wrong key, value or file. Scripts print it as one line and exit 1."""
+
+
+def config_keys(namespace):
+    """The names of a script's configuration variables: the public module globals of plain types.
+    Call it right after the defaults block, before anything else is defined."""
+    return [k for k, v in namespace.items() if not k.startswith("_") and isinstance(v, _CONFIG_TYPES)]
+
+
+def _unknown(key, keys, where):
+    near = difflib.get_close_matches(key, keys, n=1)
+    hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(sorted(keys))}"
+    return ConfigError(f"unknown config key '{key}' {where}{hint}")
+
+
+def _coerce(key, value, default):
+    """Check `value` against the type of the default; ints promote to floats."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return type(default)(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise ConfigError(f"config key '{key}' expects a {type(default).__name__} (default {default!r}), got {value!r}")
+
+
+def find_config_file(path):
+    for candidate in (path, os.path.join(REPO_DIR, path), os.path.join(REPO_DIR, "config", path)):
+        if os.path.isfile(candidate):
+            return candidate
+    raise ConfigError(f"config file '{path}' not found (looked in the working directory and in {REPO_DIR}/config)")
+
+
+def configure(namespace, keys, argv):
+    """Resolve defaults (from `namespace`, restricted to `keys`), then a config file, then --key=value."""
+    values = {k: namespace[k] for k in keys}
+    for arg in argv:
+        if not arg.startswith("--"):
+            file = find_config_file(arg)
+            scope = {}
+            with open(file) as f:
+                code = compile(f.read(), file, "exec")
+            try:
+                exec(code, scope)
+            except Exception as e:
+                raise ConfigError(f"config file {file} failed to run: {type(e).__name__}: {e}") from None
+            for k, v in scope.items():
+                if k.startswith("_") or isinstance(v, (types.ModuleType, types.FunctionType, type)):
+                    continue
+                if k not in values:
+                    raise _unknown(k, keys, f"in {file}")
+                values[k] = _coerce(k, v, namespace[k])
+        else:
+            if "=" not in arg:
+                raise ConfigError(f"override '{arg}' must look like --key=value")
+            k, raw = arg[2:].split("=", 1)
+            if k not in values:
+                raise _unknown(k, keys, "on the command line")
+            try:
+                v = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                v = raw  # a bare string
+            if isinstance(namespace[k], str) and not isinstance(v, str):
+                v = raw  # --out_dir=123 stays a string
+            values[k] = _coerce(k, v, namespace[k])
+    return SimpleNamespace(**values)
+
+
+def print_config(cfg):
+    width = max(len(k) for k in vars(cfg))
+    for k, v in vars(cfg).items():
+        print(f"  {k:<{width}} = {v!r}")
+
+
+def run_cli(main):
+    """Run `main()`; user errors (bad config, missing or mismatched files) print one line and exit 1.
+    Set DEBUG=1 for the full traceback."""
+    try:
+        main()
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        if os.environ.get("DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

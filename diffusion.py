@@ -1,0 +1,59 @@
+"""
+The masked-diffusion forward process and its loss (DESIGN.md section 5), shared by pre-training,
+AR->diffusion adaptation, SFT and the tests.
+
+Absorbing-state diffusion with the linear schedule: draw t ~ U(eps, 1) per sequence and replace
+each maskable token by <|mask|> with probability t. The model predicts the clean token at every
+masked position; the loss is the sum over masked positions of CE / t, divided by the number of
+masked tokens (or by a normaliser the caller gives, e.g. the count over the whole optimizer step
+across ranks, which makes gradient accumulation and DDP exact).
+
+Position 0 is never maskable: with the AR-style shift (model.shift_logits) nothing predicts it.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from model import shift_logits
+
+
+def sample_noise(batch_size, seq_len, eps=1e-3, generator=None, device=None):
+    """Noise for one batch: t (B,) ~ U(eps, 1) and uniforms u (B, T); token j of row b is masked iff u[b, j] < t[b]."""
+    t = eps + (1 - eps) * torch.rand(batch_size, generator=generator, device=device)
+    u = torch.rand(batch_size, seq_len, generator=generator, device=device)
+    return t, u
+
+
+def apply_mask(x, maskable, t, u, mask_token_id):
+    """x (B, T) clean tokens, maskable (B, T) bool -> (x_t, masked): masked = (u < t) & maskable, position 0 excluded."""
+    masked = (u < t[:, None]) & maskable
+    masked[:, 0] = False
+    x_t = torch.where(masked, torch.full_like(x, mask_token_id), x)
+    return x_t, masked
+
+
+def annealed_attention_mask(batch_size, seq_len, step, anneal_steps, generator=None, device=None):
+    """AR->diffusion attention annealing (DiffuLLaMA): allowed(i, j) = causal(i >= j) OR Bernoulli(p),
+    p = min(1, (step + 1) / anneal_steps), one draw per entry. Returns (B, 1, T, T) bool, or None
+    once the mask is fully bidirectional."""
+    p = min(1.0, (step + 1) / anneal_steps) if anneal_steps > 0 else 1.0
+    if p >= 1.0:
+        return None
+    causal = torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()
+    coin = torch.rand(batch_size, 1, seq_len, seq_len, generator=generator, device=device) < p
+    return causal | coin
+
+
+def diffusion_loss(logits, x0, masked, t, normalizer=None):
+    """Masked-diffusion loss: sum over masked positions of CE(shifted logits, x0) / t, divided by
+    `normalizer` (default: the number of masked tokens, at least 1).
+
+    logits (B, T, V) raw model output (row i predicts token i+1); x0 (B, T) clean tokens;
+    masked (B, T) bool; t (B,). CE is computed in fp32 and only at masked positions."""
+    logits = shift_logits(logits)  # row i now predicts token i
+    rows = logits[masked].float()  # (N, V)
+    ce = F.cross_entropy(rows, x0[masked], reduction="none")  # (N,)
+    weights = (1.0 / t)[:, None].expand_as(masked)[masked]  # (N,)
+    if normalizer is None:
+        normalizer = masked.sum().clamp(min=1)
+    return (ce * weights).sum() / normalizer

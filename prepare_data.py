@@ -1,0 +1,210 @@
+"""
+Corpora -> flat token files for masked-diffusion pre-training.
+
+    python prepare_data.py                                   # embedded default: the stdlib sources
+    python prepare_data.py --source=path/to/folder_or.jsonl --out_dir=data/mine
+    python prepare_data.py --source=bigcode/the-stack-smol --text_column=content --tokenizer=/path/to/DiffuCoder-7B-Base
+
+Sources: 'stdlib' (the Python standard-library sources of the running interpreter, test folders
+excluded, ~12 MB of real code on every machine), a local file / folder / .jsonl, or a Hugging Face
+dataset name (streamed through `datasets`). Documents are split into train/val by a hash of their
+text, tokenized, joined with <|endoftext|> and written as flat uint16 (uint32 for vocabularies of
+65,536 ids or more) files `train.bin` / `val.bin`, with `meta.json` (tokenizer identity, counts).
+The tokenizer is trained here with rustbpe (`--tokenizer=train`) or taken from a directory, and a
+copy lives in `out_dir/tokenizer/`, which is what the training scripts load.
+
+Re-running with the same settings does nothing (idempotent).
+"""
+
+import glob
+import hashlib
+import json
+import os
+import socket
+import sys
+import sysconfig
+import time
+
+import numpy as np
+
+from configurator import ConfigError, config_keys, configure, print_config, run_cli
+
+# -----------------------------------------------------------------------------
+# corpus
+source = "stdlib"  # 'stdlib', a local file/folder/.jsonl, or a Hugging Face dataset name
+text_column = "text"  # the text field of .jsonl records and hub datasets
+hf_config = None  # hub dataset config name, if any
+hf_split = "train"  # hub dataset split
+file_patterns = "*.py,*.txt,*.md,*.jsonl"  # which files of a local folder to read
+max_documents = None  # stop after this many documents (None: all)
+val_fraction = 0.05  # fraction of documents (by hash) that go to val
+out_dir = "data/stdlib"  # where train.bin, val.bin, meta.json and tokenizer/ go
+# tokenizer
+tokenizer = "train"  # 'train' (a new BPE with rustbpe) or a tokenizer/model directory
+vocab_size = 4096  # for tokenizer='train': regular tokens + special tokens
+CONFIG_KEYS = config_keys(globals())
+# -----------------------------------------------------------------------------
+
+_TEST_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}
+
+
+def stdlib_documents():
+    """(name, text) for every .py file of the running interpreter's standard library, tests excluded."""
+    root = sysconfig.get_paths()["stdlib"]
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _TEST_DIRS and not d.startswith("test_"))
+        for name in sorted(filenames):
+            if name.endswith(".py") and not name.startswith("test_"):
+                path = os.path.join(dirpath, name)
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    yield os.path.relpath(path, root), f.read()
+
+
+def local_documents(path, column, patterns):
+    """(name, text) from a file, a .jsonl (one document per record) or a folder of files."""
+    if os.path.isdir(path):
+        files = sorted({f for p in patterns.split(",") for f in glob.glob(os.path.join(path, "**", p.strip()), recursive=True)})
+        if not files:
+            raise FileNotFoundError(f"no files matching {patterns} under '{path}'; set --file_patterns.")
+    else:
+        files = [path]
+    for file in files:
+        if file.endswith(".jsonl"):
+            with open(file, encoding="utf-8") as f:
+                for i, line in enumerate(f):
+                    if line.strip():
+                        record = json.loads(line)
+                        if column not in record:
+                            raise ValueError(f"{file} line {i + 1} has no field '{column}'; set --text_column to one of {sorted(record)}.")
+                        yield f"{file}:{i}", record[column]
+        else:
+            with open(file, encoding="utf-8", errors="replace") as f:
+                yield file, f.read()
+
+
+def hub_reachable(host="huggingface.co", port=443, timeout=3.0):
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def hub_documents(name, column, config_name, split):
+    """(name, text) streamed from a Hugging Face dataset. Offline, only a locally cached copy works."""
+    if not hub_reachable():
+        os.environ["HF_DATASETS_OFFLINE"] = "1"  # fail fast instead of retrying for ~20 s
+    import datasets
+    try:
+        ds = datasets.load_dataset(name, config_name, split=split, streaming=True)
+        for i, record in enumerate(ds):
+            if column not in record:
+                raise ValueError(f"dataset '{name}' has no column '{column}'; set --text_column to one of {sorted(record)}.")
+            yield f"{name}:{i}", record[column]
+    except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as e:
+        raise FileNotFoundError(f"cannot reach dataset '{name}' ({type(e).__name__}); offline, download it elsewhere and pass "
+                                f"local files instead: --source=path/to/folder_or_file.jsonl --text_column={column}") from None
+
+
+def documents(cfg):
+    if cfg.source == "stdlib":
+        docs = stdlib_documents()
+    elif os.path.exists(cfg.source):
+        docs = local_documents(cfg.source, cfg.text_column, cfg.file_patterns)
+    elif cfg.source.startswith((".", "/", "~")) or cfg.source.count("/") > 1:
+        raise FileNotFoundError(f"source '{cfg.source}' does not exist; pass an existing file or folder, 'stdlib', or a hub dataset name.")
+    else:
+        docs = hub_documents(cfg.source, cfg.text_column, cfg.hf_config, cfg.hf_split)
+    for i, (name, text) in enumerate(docs):
+        if cfg.max_documents is not None and i >= cfg.max_documents:
+            break
+        if text.strip():
+            yield name, text
+
+
+def is_val(text, val_fraction):
+    """Deterministic train/val split by a hash of the document's text."""
+    h = int.from_bytes(hashlib.sha1(text.encode("utf-8", errors="replace")).digest()[:8], "big")
+    return h / 2**64 < val_fraction
+
+
+def token_dtype(vocab_size):
+    return np.uint16 if vocab_size <= 2**16 else np.uint32
+
+
+def write_tokens(path, docs, tok, dtype, batch=256):
+    """Tokenize docs in batches (tiktoken uses threads), each followed by EOS, into a flat file."""
+    n_tokens = 0
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        for i in range(0, len(docs), batch):
+            for ids in tok.encode_batch(docs[i:i + batch]):
+                arr = np.array(ids + [tok.eos_token_id], dtype=dtype)
+                f.write(arr.tobytes())
+                n_tokens += len(arr)
+    os.replace(tmp, path)
+    return n_tokens
+
+
+def load_data_meta(data_dir):
+    """meta.json of a prepared data directory, with a clear error if it was never prepared."""
+    path = os.path.join(data_dir, "meta.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no prepared data in '{data_dir}' (missing meta.json); run `python prepare_data.py --out_dir={data_dir}` first.")
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(argv=None):
+    from tokenizer import Tokenizer
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    print("prepare_data.py config:")
+    print_config(cfg)
+    settings = {k: getattr(cfg, k) for k in ("source", "text_column", "hf_config", "hf_split", "file_patterns",
+                                               "max_documents", "val_fraction", "tokenizer", "vocab_size")}
+    meta_path = os.path.join(cfg.out_dir, "meta.json")
+    if os.path.isfile(meta_path) and json.load(open(meta_path)).get("settings") == settings:
+        print(f"{cfg.out_dir} is already prepared with these settings; nothing to do.")
+        return
+    t0 = time.time()
+    train_docs, val_docs = [], []
+    for name, text in documents(cfg):
+        (val_docs if is_val(text, cfg.val_fraction) else train_docs).append(text)
+        if (len(train_docs) + len(val_docs)) % 1000 == 0:
+            print(f"  read {len(train_docs) + len(val_docs):,} documents", flush=True)
+    if not train_docs or not val_docs:
+        raise ValueError(f"the corpus gave {len(train_docs)} train and {len(val_docs)} val documents; "
+                         f"add documents or change --val_fraction.")
+    n_chars = sum(map(len, train_docs)) + sum(map(len, val_docs))
+    print(f"read {len(train_docs):,} train + {len(val_docs):,} val documents ({n_chars / 1e6:.1f}M characters) in {time.time() - t0:.1f}s")
+
+    tok_dir = os.path.join(cfg.out_dir, "tokenizer")
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    if cfg.tokenizer == "train":
+        t1 = time.time()
+        tok = Tokenizer.train(iter(train_docs), cfg.vocab_size)
+        tok.save(tok_dir)
+        print(f"trained a {tok.vocab_size:,}-token BPE with rustbpe in {time.time() - t1:.1f}s")
+    else:
+        from common import copy_tokenizer
+        tok = Tokenizer.from_pretrained(cfg.tokenizer)
+        os.makedirs(tok_dir, exist_ok=True)
+        copy_tokenizer(cfg.tokenizer, tok_dir)
+    dtype = token_dtype(tok.vocab_size)
+    t2 = time.time()
+    n_train = write_tokens(os.path.join(cfg.out_dir, "train.bin"), train_docs, tok, dtype)
+    n_val = write_tokens(os.path.join(cfg.out_dir, "val.bin"), val_docs, tok, dtype)
+    dt = time.time() - t2
+    print(f"tokenized {n_train:,} train + {n_val:,} val tokens in {dt:.1f}s "
+          f"({(n_train + n_val) / dt:,.0f} tok/s, {n_chars / (n_train + n_val):.2f} chars/token)")
+    meta = dict(settings=settings, tokenizer_identity=tok.identity, vocab_size=tok.vocab_size,
+                dtype=np.dtype(dtype).name, train_tokens=n_train, val_tokens=n_val,
+                train_documents=len(train_docs), val_documents=len(val_docs))
+    with open(meta_path + ".tmp", "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(meta_path + ".tmp", meta_path)
+    print(f"wrote {cfg.out_dir}/{{train.bin,val.bin,meta.json,tokenizer/}} in {time.time() - t0:.1f}s total")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,93 @@
+"""
+The forward process and the masked-diffusion loss (diffusion.py).
+
+Run: .venv/bin/python -m pytest tests/test_diffusion.py
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
+
+MASK = 99
+
+
+def test_masked_fraction_follows_t():
+    g = torch.Generator().manual_seed(0)
+    B, T = 8, 4000
+    t = torch.linspace(0.05, 0.95, B)
+    _, u = sample_noise(B, T, generator=g)
+    x = torch.randint(0, 50, (B, T), generator=g)
+    x_t, masked = apply_mask(x, torch.ones(B, T, dtype=torch.bool), t, u, MASK)
+    frac = masked.float().mean(1)
+    assert (frac - t).abs().max() < 0.03
+    assert torch.equal(x_t[masked], torch.full((int(masked.sum()),), MASK))
+    assert torch.equal(x_t[~masked], x[~masked])
+
+
+def test_t_range_and_unmaskable_positions():
+    g = torch.Generator().manual_seed(1)
+    t, u = sample_noise(1000, 16, eps=1e-3, generator=g)
+    assert t.min() >= 1e-3 and t.max() <= 1.0
+    x = torch.randint(0, 50, (1000, 16), generator=g)
+    maskable = torch.ones(1000, 16, dtype=torch.bool)
+    maskable[:, :5] = False  # a prompt
+    _, masked = apply_mask(x, maskable, torch.ones(1000), u, MASK)  # t = 1 masks everything maskable
+    assert not masked[:, :5].any() and masked[:, 5:].all()
+    maskable[:] = True
+    _, masked = apply_mask(x, maskable, torch.ones(1000), u, MASK)
+    assert not masked[:, 0].any()  # position 0 has no predictor under the shift
+
+
+def test_loss_equals_hand_computation():
+    """Two sequences of length 3, vocab 2. Row i of the raw logits predicts token i+1."""
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]],
+                           [[1.0, 1.0], [3.0, 0.0], [0.0, 0.0]]])
+    x0 = torch.tensor([[0, 1, 0], [1, 0, 1]])
+    masked = torch.tensor([[False, True, True], [False, False, True]])
+    t = torch.tensor([0.5, 0.25])
+
+    def ce(row, target):
+        return -math.log(math.exp(row[target]) / sum(math.exp(v) for v in row))
+    # seq 0: token 1 predicted by row 0, token 2 by row 1; seq 1: token 2 by row 1
+    expected = (ce([2.0, 0.0], 1) / 0.5 + ce([0.0, 1.0], 0) / 0.5 + ce([3.0, 0.0], 1) / 0.25) / 3
+    assert abs(diffusion_loss(logits, x0, masked, t).item() - expected) < 1e-6
+    assert abs(diffusion_loss(logits, x0, masked, t, normalizer=1).item() - expected * 3) < 1e-5
+
+
+def test_zero_gradient_on_unmasked_positions():
+    torch.manual_seed(0)
+    B, T, V = 3, 10, 7
+    logits = torch.randn(B, T, V, requires_grad=True)
+    x0 = torch.randint(0, V, (B, T))
+    masked = torch.rand(B, T) < 0.5
+    masked[:, 0] = False
+    diffusion_loss(logits, x0, masked, torch.rand(B) + 0.1).backward()
+    # raw row i predicts token i+1: only rows whose next token is masked get gradient
+    predicts_masked = torch.zeros(B, T, dtype=torch.bool)
+    predicts_masked[:, :-1] = masked[:, 1:]
+    grad_norm = logits.grad.abs().sum(-1)
+    assert (grad_norm[~predicts_masked] == 0).all()
+    assert (grad_norm[predicts_masked] > 0).all()
+
+
+def test_loss_matches_unweighted_ce_at_t_one():
+    torch.manual_seed(0)
+    logits, x0 = torch.randn(2, 6, 5), torch.randint(0, 5, (2, 6))
+    masked = torch.ones(2, 6, dtype=torch.bool)
+    masked[:, 0] = False
+    ref = F.cross_entropy(logits[:, :-1].reshape(-1, 5), x0[:, 1:].reshape(-1))
+    assert torch.allclose(diffusion_loss(logits, x0, masked, torch.ones(2)), ref, atol=1e-6)
+
+
+def test_annealed_mask_goes_from_causal_to_full():
+    g = torch.Generator().manual_seed(0)
+    m = annealed_attention_mask(4, 32, step=0, anneal_steps=1000, generator=g)
+    causal = torch.ones(32, 32, dtype=torch.bool).tril()
+    assert m.shape == (4, 1, 32, 32) and m[:, 0][:, causal].all()  # causal entries always allowed
+    assert m[:, 0][:, ~causal].float().mean() < 0.01  # p = 1/1000 above the diagonal
+    mid = annealed_attention_mask(4, 32, step=499, anneal_steps=1000, generator=g)
+    assert abs(mid[:, 0][:, ~causal].float().mean().item() - 0.5) < 0.05
+    assert annealed_attention_mask(4, 32, step=999, anneal_steps=1000) is None  # fully bidirectional

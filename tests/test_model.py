@@ -1,0 +1,210 @@
+"""
+Model tests: logits parity with transformers' Qwen2 run bidirectionally, the HF checkpoint format
+(both config layouts, Dream's architecture name, shards, bit-exact round trips), non-causality,
+padding invariance, and clear errors for damaged or mismatched checkpoints.
+
+Run: .venv/bin/python -m pytest tests/test_model.py
+"""
+
+import json
+import os
+
+import pytest
+import torch
+
+from model import ModelConfig, Transformer, shift_logits, write_hf_checkpoint
+
+transformers = pytest.importorskip("transformers")  # test-time reference only (in requirements)
+
+CFG = dict(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128, max_seq_len=64, rope_theta=10000.0)
+
+
+def tiny_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    model = Transformer(ModelConfig(**{**CFG, **kw})).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so parity tests see every parameter
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight") or name.endswith("layernorm.weight") or name.endswith(".bias"):
+                p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def hf_logits(hf_model, idx, attention_mask=None):
+    """transformers' Qwen2 run bidirectionally: a 4D additive mask that lets every real token attend to every real token."""
+    B, T = idx.shape
+    m = torch.ones(B, T, dtype=torch.long) if attention_mask is None else attention_mask
+    allowed = m[:, None, :, None].bool() & m[:, None, None, :].bool()
+    bias = torch.zeros(B, 1, T, T).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    pos = (m.cumsum(-1) - 1).masked_fill(m == 0, 1)
+    with torch.no_grad():
+        return hf_model(idx, attention_mask=bias, position_ids=pos).logits
+
+
+def left_padded_batch():
+    idx = torch.randint(0, CFG["vocab_size"], (3, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, :4] = 0
+    mask[2, :7] = 0
+    return idx.masked_fill(mask == 0, 0), mask
+
+
+def test_parity_with_transformers_checkpoint(tmp_path):
+    """A random Qwen2 saved by transformers loads in ours and gives the same logits (plain and left-padded)."""
+    torch.manual_seed(0)
+    hf_cfg = transformers.Qwen2Config(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                      rope_theta=10000.0, tie_word_embeddings=False)
+    hf = transformers.Qwen2ForCausalLM(hf_cfg).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.normal_(0, 0.05)
+    hf.save_pretrained(tmp_path)
+    ours = Transformer.from_pretrained(tmp_path)
+    idx = torch.randint(0, 96, (2, 16))
+    with torch.no_grad():
+        assert (ours(idx) - hf_logits(hf, idx)).abs().max() <= 1e-4
+        idx, mask = left_padded_batch()
+        diff = (ours(idx, attention_mask=mask) - hf_logits(hf, idx, mask))[mask.bool()]
+        assert diff.abs().max() <= 1e-4
+
+
+def test_our_save_loads_in_transformers(tmp_path):
+    ours = tiny_model()
+    ours.save_pretrained(tmp_path)
+    hf = transformers.Qwen2ForCausalLM.from_pretrained(tmp_path).eval()
+    idx, mask = left_padded_batch()
+    with torch.no_grad():
+        assert (ours(idx) - hf_logits(hf, idx)).abs().max() <= 1e-4
+        assert (ours(idx, attention_mask=mask) - hf_logits(hf, idx, mask))[mask.bool()].abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_round_trip_is_bit_exact(tmp_path, dtype):
+    model = tiny_model().to(dtype)
+    model.save_pretrained(tmp_path)
+    loaded = Transformer.from_pretrained(tmp_path)
+    assert loaded.config == model.config
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and a.dtype == b.dtype == dtype and torch.equal(a, b), k
+
+
+def test_sharded_checkpoint_and_both_config_layouts(tmp_path):
+    """Sharded weights with an index; rope_theta at the top level (transformers 4.x) or in
+    rope_parameters (5.x); Dream's architecture name."""
+    model = tiny_model()
+    write_hf_checkpoint(model.state_dict(), model.config, str(tmp_path), max_shard_bytes=20_000)
+    assert os.path.isfile(tmp_path / "model.safetensors.index.json")
+    assert len([f for f in os.listdir(tmp_path) if f.endswith(".safetensors")]) > 2
+    hf = json.loads((tmp_path / "config.json").read_text())
+    idx = torch.randint(0, 96, (1, 10))
+    ref = model(idx)
+    for variant in ("4.x", "5.x"):
+        cfg = dict(hf, architectures=["DreamModel"], model_type="Dream")
+        if variant == "4.x":
+            cfg.pop("rope_parameters")
+        else:
+            cfg.pop("rope_theta")
+        (tmp_path / "config.json").write_text(json.dumps(cfg))
+        loaded = Transformer.from_pretrained(tmp_path)
+        assert loaded.config.rope_theta == 10000.0
+        assert torch.equal(loaded(idx), ref)
+
+
+def test_tied_embeddings_load(tmp_path):
+    """Small Qwen2.5 models tie the LM head to the embedding and store no lm_head.weight."""
+    model = tiny_model(tie_word_embeddings=True)
+    model.save_pretrained(tmp_path)
+    loaded = Transformer.from_pretrained(tmp_path)
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    idx = torch.randint(0, 96, (1, 8))
+    assert torch.equal(loaded(idx), model(idx))
+
+
+def test_load_uses_checkpoint_dtype_and_meta_init(tmp_path, monkeypatch):
+    """No fp32 copy of a bf16 checkpoint: parameters come out bf16 and random init never runs."""
+    tiny_model().to(torch.bfloat16).save_pretrained(tmp_path)
+    monkeypatch.setattr(Transformer, "_init_weights", lambda self, m: pytest.fail("random init ran during load"))
+    loaded = Transformer.from_pretrained(tmp_path)
+    assert all(p.dtype == torch.bfloat16 and p.device.type == "cpu" for p in loaded.parameters())
+    assert Transformer.from_pretrained(tmp_path, dtype=torch.float32).lm_head.weight.dtype == torch.float32
+
+
+def test_attention_is_bidirectional():
+    model = tiny_model()
+    idx = torch.randint(0, 96, (1, 10))
+    idx2 = idx.clone()
+    idx2[0, -1] = (idx[0, -1] + 1) % 96
+    with torch.no_grad():
+        a, b = model(idx), model(idx2)
+    assert (a[0, :-1] - b[0, :-1]).abs().max() > 1e-4  # earlier positions see the last token
+
+
+def test_padding_invariance():
+    """Each row of a left-padded batch gives, on its real tokens, the logits of the row alone."""
+    model = tiny_model()
+    idx, mask = left_padded_batch()
+    with torch.no_grad():
+        batch = model(idx, attention_mask=mask)
+        for b in range(idx.size(0)):
+            real = mask[b].bool()
+            alone = model(idx[b][real][None])
+            assert (batch[b][real] - alone[0]).abs().max() <= 1e-5
+    assert torch.isfinite(batch).all()  # padding rows stay finite too
+
+
+def test_shift_logits():
+    logits = torch.arange(2 * 4 * 3, dtype=torch.float32).view(2, 4, 3)
+    shifted = shift_logits(logits)
+    assert torch.equal(shifted[:, 1:], logits[:, :-1])  # row i <- the prediction made at i-1
+    assert torch.equal(shifted[:, 0], logits[:, 0])
+
+
+def test_activation_checkpointing_same_gradients():
+    model = tiny_model().train()
+    idx = torch.randint(0, 96, (2, 10))
+    model(idx).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.gradient_checkpointing = True
+    model(idx).sum().backward()
+    for g, p in zip(grads, model.parameters()):
+        assert torch.allclose(g, p.grad, atol=1e-6)
+
+
+def test_shape_mismatch_names_the_key(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["intermediate_size"] = 256
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=r"shape mismatch for 'model\.layers\.0\.mlp\.(gate|up|down)_proj\.weight'"):
+        Transformer.from_pretrained(tmp_path)
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    path = tmp_path / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        Transformer.from_pretrained(tmp_path)
+    path.write_bytes(b"\x00" * 16)
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        Transformer.from_pretrained(tmp_path)
+
+
+def test_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        Transformer.from_pretrained(tmp_path)
+    tiny_model().save_pretrained(tmp_path)
+    os.remove(tmp_path / "model.safetensors")
+    with pytest.raises(FileNotFoundError, match="missing weight file"):
+        Transformer.from_pretrained(tmp_path)
+
+
+def test_unsupported_architecture(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["architectures"] = ["LlamaForCausalLM"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="unsupported architecture 'LlamaForCausalLM'"):
+        Transformer.from_pretrained(tmp_path)

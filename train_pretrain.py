@@ -1,0 +1,371 @@
+"""
+Masked-diffusion training: pre-training from scratch, AR->diffusion adaptation, conditional SFT.
+
+    python train_pretrain.py config/pretrain_tiny.py                 # tiny model on the stdlib corpus, CPU
+    python train_pretrain.py config/sft_tiny.py                      # conditional SFT of it
+    torchrun --nproc_per_node=2 train_pretrain.py config/pretrain_tiny.py --device=cpu   # DDP (gloo)
+    torchrun --nproc_per_node=8 train_pretrain.py config/pretrain_7b.py                  # FSDP2
+
+Three modes set by config (DESIGN.md section 5):
+- mode='pretrain': packed unconditional training on a prepared token file; every token but the
+  first of a window may be masked. With init_from=<HF dir> and anneal_steps > 0 this is the
+  AR->diffusion adaptation: attention anneals from causal to full (the DiffuLLaMA rule).
+- mode='sft': (question, answer) records; the prompt (chat template) is never masked; the answer
+  is followed by <|im_end|> and <|dlm_pad|> up to block_size, all of them supervised, so the model
+  learns to end its answer and pad (DiffuCoder's SFT).
+
+Every random choice of a step (which windows or records, t, which tokens are masked) comes from a
+generator seeded by (seed, step) and drawn for the whole global batch on every rank, each rank then
+taking its rows. So a run gives the same update on 1 process or N (DDP/FSDP2) for the same global
+batch, the loss is normalised by the masked-token count of the whole optimizer step (exact under
+gradient accumulation), and resuming from a checkpoint continues the run exactly: the data cursor
+is the step number.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from configurator import config_keys, configure, print_config, run_cli
+
+# -----------------------------------------------------------------------------
+# I/O
+out_dir = "out/pretrain_tiny"  # checkpoints go to out_dir/ckpt-XXXXXX/ (each an HF model directory)
+init_from = "scratch"  # 'scratch', or a model directory / out_dir to start from (adaptation, SFT)
+resume = True  # continue from the latest checkpoint in out_dir if there is one
+# data
+mode = "pretrain"  # 'pretrain' (packed, unconditional) or 'sft' (prompt clean, answer masked)
+data_dir = "data/stdlib"  # pretrain: prepared by prepare_data.py
+sft_file = ""  # sft: jsonl of {question, answer} records (or {prompt, response})
+sft_val_fraction = 0.05  # sft: records held out (by hash) for the val loss
+block_size = 256  # tokens per sequence
+# model (init_from='scratch' only)
+n_layer = 6
+n_head = 4
+n_kv_head = 2
+n_embd = 256
+intermediate_size = 768
+rope_theta = 10000.0
+# diffusion
+eps = 1e-3  # t ~ U(eps, 1)
+anneal_steps = 0  # AR->diffusion attention annealing length (0: bidirectional from the start)
+truncate_fraction = 0.0  # pretrain: fraction of sequences cut to a random length (the rest is EOS, unsupervised)
+# optimizer
+batch_size = 16  # sequences per micro-batch per rank
+grad_accum = 1  # micro-batches per optimizer step
+max_steps = 1000  # optimizer steps
+lr_decay_steps = None  # length of the cosine schedule (None: max_steps)
+learning_rate = 1e-3
+min_lr_ratio = 0.1  # cosine decays to learning_rate * min_lr_ratio
+warmup_steps = 50
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0  # 0 disables
+# system
+device = "auto"  # 'auto', 'cpu', 'cuda'
+dtype = "bfloat16"  # autocast dtype for the matmuls ('float32' disables autocast); weights stay fp32
+parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp' (FSDP2 fully_shard per block)
+activation_checkpointing = False
+compile = False  # torch.compile the model
+seed = 1337
+# logging and checkpoints
+log_interval = 10
+eval_interval = 100  # val loss every this many steps (and at the end)
+eval_batches = 8  # micro-batches of batch_size sequences per val loss
+ckpt_interval = 200  # 0: only at the end
+keep_last = 2  # checkpoints kept in out_dir
+CONFIG_KEYS = config_keys(globals())
+# -----------------------------------------------------------------------------
+
+
+def step_generator(seed, step):
+    """The generator for everything random in one optimizer step (same on every rank)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+class PackedData:
+    """Random windows of a flat token file (pre-training)."""
+
+    def __init__(self, data_dir, split, block_size):
+        from prepare_data import load_data_meta
+        meta = load_data_meta(data_dir)
+        path = os.path.join(data_dir, f"{split}.bin")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"missing {path}; run `python prepare_data.py --out_dir={data_dir}` again.")
+        self.tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+        if len(self.tokens) <= block_size:
+            raise ValueError(f"{path} has {len(self.tokens)} tokens, fewer than block_size={block_size}; use more data or a smaller block_size.")
+        self.block_size = block_size
+
+    def batch(self, n, generator):
+        """x (n, T) long and maskable (n, T) bool."""
+        starts = torch.randint(len(self.tokens) - self.block_size, (n,), generator=generator).tolist()
+        x = torch.from_numpy(np.stack([self.tokens[s:s + self.block_size] for s in starts]).astype(np.int64))
+        return x, torch.ones_like(x, dtype=torch.bool)
+
+
+def sft_records(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) or pass a jsonl of question/answer records.")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if line.strip():
+                r = json.loads(line)
+                q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
+                if q is None or a is None:
+                    raise ValueError(f"{path} line {i + 1} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
+                records.append((q, a))
+    if not records:
+        raise ValueError(f"sft_file '{path}' has no records.")
+    return records
+
+
+def sft_tensors(records, tok, block_size):
+    """Tokenize (question, answer) pairs: chat prompt + answer + <|im_end|> + <|dlm_pad|>... to
+    block_size. Returns x (N, T), maskable (N, T) (False on the prompt) and the number dropped
+    because they do not fit."""
+    rows, maskable, dropped = [], [], 0
+    for question, answer in records:
+        prompt = tok.encode(tok.diffucoder_prompt(question))
+        response = tok.encode(answer) + [tok.im_end_id]
+        if len(prompt) + len(response) > block_size:
+            dropped += 1
+            continue
+        ids = prompt + response + [tok.dlm_pad_token_id] * (block_size - len(prompt) - len(response))
+        rows.append(ids)
+        maskable.append([False] * len(prompt) + [True] * (block_size - len(prompt)))
+    if not rows:
+        raise ValueError(f"no SFT record fits in block_size={block_size}; raise block_size.")
+    return torch.tensor(rows), torch.tensor(maskable), dropped
+
+
+class SFTData:
+    """Epochs over fixed-length SFT rows, reshuffled per epoch, indexed by the global sample number."""
+
+    def __init__(self, x, maskable, seed):
+        self.x, self.maskable, self.seed = x, maskable, seed
+
+    def rows(self, start, n):
+        N = len(self.x)
+        idx = []
+        for p in range(start, start + n):
+            epoch, i = divmod(p, N)
+            if not idx or epoch != cur_epoch:
+                cur_epoch = epoch
+                perm = torch.randperm(N, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            idx.append(perm[i].item())
+        return self.x[idx], self.maskable[idx]
+
+
+def truncate_rows(x, maskable, fraction, eos_id, generator):
+    """Cut a random `fraction` of rows to a random length: the tail becomes EOS and is not supervised."""
+    B, T = x.shape
+    cut = torch.rand(B, generator=generator) < fraction
+    lengths = torch.randint(1, T, (B,), generator=generator)
+    tail = cut[:, None] & (torch.arange(T)[None, :] >= lengths[:, None])
+    return x.masked_fill(tail, eos_id), maskable & ~tail
+
+
+def main(argv=None):
+    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at,
+                        matmul_flops, read_meta, resolve_model_dir, rng_state, save_checkpoint, set_grad_sync, sync)
+    from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
+    from model import ModelConfig
+    from tokenizer import Tokenizer
+
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    if cfg.mode not in ("pretrain", "sft"):
+        raise ValueError(f"mode must be 'pretrain' or 'sft', got '{cfg.mode}'.")
+    d = Dist(cfg.device)
+    if d.master:
+        print("train_pretrain.py config:")
+        print_config(cfg)
+
+    # tokenizer, model, data --------------------------------------------------------------
+    ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
+    init_dir = ckpt or (resolve_model_dir(cfg.init_from) if cfg.init_from != "scratch" else None)
+    tok_dir = init_dir or os.path.join(cfg.data_dir, "tokenizer")
+    if cfg.mode == "sft" and init_dir is None:
+        raise ValueError("mode='sft' needs init_from=<a model directory or a pre-training out_dir>.")
+    if init_dir is None and not os.path.isdir(tok_dir):
+        from prepare_data import load_data_meta
+        load_data_meta(cfg.data_dir)  # raises the "run prepare_data.py" error
+    tok = Tokenizer.from_pretrained(tok_dir)
+    if cfg.mode == "pretrain":
+        from prepare_data import load_data_meta
+        data_identity = load_data_meta(cfg.data_dir)["tokenizer_identity"]
+        if data_identity != tok.identity:
+            raise ValueError(f"the data in {cfg.data_dir} was tokenized with tokenizer {data_identity}, but {tok_dir} has "
+                             f"{tok.identity}; re-run prepare_data.py with --tokenizer={tok_dir}.")
+        train_data = PackedData(cfg.data_dir, "train", cfg.block_size)
+        val_data = PackedData(cfg.data_dir, "val", cfg.block_size)
+    else:
+        from prepare_data import is_val
+        records = sft_records(cfg.sft_file)
+        train_recs = [r for r in records if not is_val(r[0], cfg.sft_val_fraction)]
+        val_recs = [r for r in records if is_val(r[0], cfg.sft_val_fraction)] or train_recs[:cfg.batch_size]
+        x, m, dropped = sft_tensors(train_recs, tok, cfg.block_size)
+        train_data = SFTData(x, m, cfg.seed)
+        vx, vm, _ = sft_tensors(val_recs, tok, cfg.block_size)
+        val_data = SFTData(vx, vm, cfg.seed + 1)
+        if d.master:
+            print(f"sft: {len(x):,} train rows ({dropped} dropped: longer than block_size), {len(vx):,} val rows; "
+                  f"prompt tokens {(~m).sum(1).float().mean():.0f}, answer+pad tokens {m.sum(1).float().mean():.0f} per row on average")
+
+    model_config = None
+    if init_dir is None:
+        model_config = ModelConfig(
+            vocab_size=(tok.vocab_size + 63) // 64 * 64, n_layer=cfg.n_layer, n_head=cfg.n_head, n_kv_head=cfg.n_kv_head,
+            n_embd=cfg.n_embd, intermediate_size=cfg.intermediate_size, max_seq_len=cfg.block_size, rope_theta=cfg.rope_theta,
+            mask_token_id=tok.mask_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    model, module = build_model(d, cfg.parallel if d.ddp else "none", cfg.activation_checkpointing,
+                                init_dir=init_dir, config=model_config, seed=cfg.seed)
+    if cfg.block_size > model.config.max_seq_len:  # RoPE extends; record the new trained context
+        if d.master:
+            print(f"extending the model's context from {model.config.max_seq_len} to block_size={cfg.block_size}")
+        model.config.max_seq_len = cfg.block_size
+    if tok.vocab_size > model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {tok.vocab_size} ids but the model only {model.config.vocab_size} rows; they do not belong together.")
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=d.device_type == "cuda")
+    start_step, history = 0, []
+    if ckpt is not None:
+        meta = load_training_state(ckpt, model, optimizer)
+        history = [tuple(h) for h in meta["val_history"]]
+        if meta["tokenizer_identity"] != tok.identity:
+            raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, not {tok.identity}.")
+        start_step = meta["step"]
+        if d.master:
+            print(f"resuming from {ckpt} at step {start_step}")
+    if cfg.compile:
+        module = torch.compile(module)
+
+    # derived quantities ------------------------------------------------------------------
+    T = cfg.block_size
+    local_B = cfg.batch_size * cfg.grad_accum
+    global_B = local_B * d.world_size
+    tokens_per_step = global_B * T
+    decay_steps = cfg.lr_decay_steps or cfg.max_steps
+    flops_per_step = model.flops_per_token(T) * tokens_per_step
+    peak = matmul_flops(d.device, "float32" if cfg.dtype == "float32" else cfg.dtype) * d.world_size
+    if d.master:
+        print(f"model: {model.num_params() / 1e6:.2f}M parameters ({model.num_params(exclude_embedding=True) / 1e6:.2f}M without the embedding), "
+              f"vocab {model.config.vocab_size}, mask id {tok.mask_token_id}")
+        print(f"{d.world_size} rank(s) on {d.device} ({cfg.parallel if d.ddp else 'single process'}), {cfg.dtype} autocast; "
+              f"{global_B} sequences x {T} tokens = {tokens_per_step:,} tokens per step; "
+              f"{cfg.grad_accum} micro-batch(es) of {cfg.batch_size} per rank per step; "
+              f"measured matmul peak {peak / 1e12:.2f} TFLOP/s")
+        if cfg.mode == "sft":
+            print(f"{cfg.max_steps} steps = {cfg.max_steps * global_B / len(train_data.x):.1f} epochs over the SFT rows")
+    mask_id = tok.mask_token_id
+
+    def global_batch(data, step, generator, n):
+        if cfg.mode == "pretrain":
+            x, maskable = data.batch(n, generator)
+            if cfg.truncate_fraction > 0:
+                x, maskable = truncate_rows(x, maskable, cfg.truncate_fraction, tok.eos_token_id, generator)
+        else:
+            x, maskable = data.rows(step * n, n)
+        t, u = sample_noise(n, T, cfg.eps, generator)
+        x_t, masked = apply_mask(x, maskable, t, u, mask_id)
+        return x, x_t, masked, t
+
+    @torch.no_grad()
+    def evaluate():
+        """Val loss on fixed batches and fixed noise; rows split across ranks."""
+        module.eval()
+        total, count = torch.zeros((), device=d.device), torch.zeros((), device=d.device)
+        g = step_generator(cfg.seed + 1, 0)
+        for i in range(cfg.eval_batches):
+            x, x_t, masked, t = global_batch(val_data, i, g, cfg.batch_size * d.world_size)
+            sl = slice(d.rank * cfg.batch_size, (d.rank + 1) * cfg.batch_size)
+            with autocast(d.device_type, cfg.dtype):
+                logits = module(x_t[sl].to(d.device))
+            total += diffusion_loss(logits, x[sl].to(d.device), masked[sl].to(d.device), t[sl].to(d.device), normalizer=1)
+            count += masked[sl].sum()
+        d.all_reduce(total), d.all_reduce(count)
+        module.train()
+        return (total / count).item()
+
+    # training loop -----------------------------------------------------------------------
+    t_start, step_times = time.time(), []
+    for step in range(start_step, cfg.max_steps):
+        if step % cfg.eval_interval == 0 and step > start_step or step == start_step == 0:
+            val = evaluate()
+            history.append((step, val))
+            if d.master:
+                print(f"step {step}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
+        t0 = time.time()
+        lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, decay_steps, cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        g = step_generator(cfg.seed, step)
+        x, x_t, masked, t = global_batch(train_data, step, g, global_B)
+        normalizer = masked.sum().clamp(min=1).item()  # masked tokens in the whole optimizer step
+        mine = slice(d.rank * local_B, (d.rank + 1) * local_B)
+        x, x_t, masked, t = x[mine].to(d.device), x_t[mine].to(d.device), masked[mine].to(d.device), t[mine].to(d.device)
+        loss_sum = torch.zeros((), device=d.device)
+        for micro in range(cfg.grad_accum):
+            sl = slice(micro * cfg.batch_size, (micro + 1) * cfg.batch_size)
+            set_grad_sync(module, micro == cfg.grad_accum - 1)
+            attn = None
+            if cfg.anneal_steps > 0:
+                ag = torch.Generator(device=d.device).manual_seed((cfg.seed * 1_000_003 + step) * 4099 + d.rank * 257 + micro)
+                attn = annealed_attention_mask(cfg.batch_size, T, step, cfg.anneal_steps, ag, d.device)
+            with autocast(d.device_type, cfg.dtype):
+                logits = module(x_t[sl], attention_mask=attn)
+            # x world_size: DDP and FSDP average gradients over ranks, we want the sum / normalizer
+            loss = diffusion_loss(logits, x[sl], masked[sl], t[sl], normalizer=normalizer) * d.world_size
+            loss.backward()
+            loss_sum += loss.detach() / d.world_size
+        if cfg.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        d.all_reduce(loss_sum)
+        done = step + 1
+        if done % cfg.log_interval == 0 or done == cfg.max_steps:
+            loss_val = loss_sum.item()
+            sync(d.device)
+            dt = time.time() - t0
+            step_times.append(dt)
+            avg = sum(step_times[-10:]) / len(step_times[-10:])
+            if d.master:
+                eta = avg * (cfg.max_steps - done)
+                gnorm = f" | gnorm {norm.item():.2f}" if cfg.grad_clip > 0 else ""
+                print(f"step {done}/{cfg.max_steps} | loss {loss_val:.4f} | lr {lr:.2e}{gnorm} | {dt * 1000:.0f} ms | "
+                      f"{tokens_per_step / dt:,.0f} tok/s | mfu {100 * flops_per_step / dt / peak:.0f}% | eta {eta / 60:.1f}m", flush=True)
+        last = done == cfg.max_steps
+        if last:
+            val = evaluate()
+            history.append((done, val))
+            if d.master:
+                print(f"step {done}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
+        if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
+            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
+                        val_history=history, world_size=d.world_size)
+            save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_dir, d, keep_last=cfg.keep_last)
+    if d.master:
+        ckpt = latest_checkpoint(cfg.out_dir)
+        if start_step >= cfg.max_steps:
+            print(f"{cfg.out_dir} already holds a checkpoint at step {start_step} >= max_steps={cfg.max_steps}; nothing to do.")
+        else:
+            print(f"done in {(time.time() - t_start) / 60:.1f} min; model saved to {ckpt}")
+        if ckpt:
+            vh = read_meta(ckpt)["val_history"]
+            print("val loss: " + ", ".join(f"{s}: {v:.3f}" for s, v in vh))
+    d.close()
+    return history
+
+
+if __name__ == "__main__":
+    run_cli(main)
