@@ -13,7 +13,7 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.tx
   .venv/bin/python -m pip install --quiet -r requirements.txt
   cp requirements.txt .venv/.requirements.txt
 fi
-export PYTHONUNBUFFERED=1 HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-0}
+export PYTHONUNBUFFERED=1
 
 case "${1:-tiny}" in
   test)
