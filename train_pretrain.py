@@ -235,7 +235,7 @@ def main(argv=None):
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=d.device_type == "cuda")
+                                  lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=True)
     start_step, history = 0, []
     if ckpt is not None:
         meta = load_training_state(ckpt, model, optimizer)
