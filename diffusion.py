@@ -8,13 +8,14 @@ masked position; the loss is the sum over masked positions of CE / t, divided by
 masked tokens (or by a normaliser the caller gives, e.g. the count over the whole optimizer step
 across ranks, which makes gradient accumulation and DDP exact).
 
-Position 0 is never maskable: with the AR-style shift (model.shift_logits) nothing predicts it.
+Position 0 is never maskable: with the AR-style shift (model.predictor_rows) nothing predicts it.
+The loss takes the logits of the masked positions only, `model(x_t, output_rows=predictor_rows(masked))`,
+so the LM head and the fp32 cross-entropy run on the masked rows, not on all B x T.
 """
 
 import torch
 import torch.nn.functional as F
 
-from model import shift_logits
 
 
 def sample_noise(batch_size, seq_len, eps=1e-3, generator=None, device=None):
@@ -45,14 +46,13 @@ def annealed_attention_mask(batch_size, seq_len, step, anneal_steps, generator=N
 
 
 def diffusion_loss(logits, x0, masked, t, normalizer=None):
-    """Masked-diffusion loss: sum over masked positions of CE(shifted logits, x0) / t, divided by
-    `normalizer` (default: the number of masked tokens, at least 1).
+    """Masked-diffusion loss: sum over masked positions of CE / t, divided by `normalizer`
+    (default: the number of masked tokens, at least 1).
 
-    logits (B, T, V) raw model output (row i predicts token i+1); x0 (B, T) clean tokens;
-    masked (B, T) bool; t (B,). CE is computed in fp32 and only at masked positions."""
-    logits = shift_logits(logits)  # row i now predicts token i
-    rows = logits[masked].float()  # (N, V)
-    ce = F.cross_entropy(rows, x0[masked], reduction="none")  # (N,)
+    logits (N, V): the predictions for the N masked positions in row-major order, i.e.
+    `model(x_t, output_rows=predictor_rows(masked))`; x0 (B, T) clean tokens; masked (B, T) bool;
+    t (B,). CE is computed in fp32."""
+    ce = F.cross_entropy(logits.float(), x0[masked], reduction="none")  # (N,)
     weights = (1.0 / t)[:, None].expand_as(masked)[masked]  # (N,)
     if normalizer is None:
         normalizer = masked.sum().clamp(min=1)

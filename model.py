@@ -73,6 +73,15 @@ def shift_logits(logits):
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
 
 
+def predictor_rows(positions):
+    """The raw output rows that predict `positions` (B, T) bool: row i predicts token i+1. Pass it as
+    `model(..., output_rows=predictor_rows(masked))` to compute the LM head only where needed; the
+    returned (N, V) rows are in the row-major order of `positions` (position 0 must be False)."""
+    rows = torch.zeros_like(positions)
+    rows[:, :-1] = positions[:, 1:]
+    return rows
+
+
 def padding_position_ids(attention_mask):
     """Position ids for left-padded rows, as Dream computes them: cumsum(mask) - 1, pads set to 1."""
     position_ids = attention_mask.long().cumsum(-1) - 1
@@ -196,8 +205,9 @@ class Transformer(nn.Module):
         n = self.num_params(exclude_embedding=True)
         return 6 * n + 12 * c.n_layer * c.n_head * c.head_dim * seq_len
 
-    def forward(self, idx, attention_mask=None, position_ids=None):
+    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None):
         """idx (B, T) -> logits (B, T, V) in fp32; row i predicts token i+1 (see `shift_logits`).
+        With output_rows (B, T) bool, only those rows go through the LM head: logits (N, V).
 
         attention_mask: None (all tokens attend to all), a (B, T) 0/1 padding mask, or a
         (B, 1, T, T) bool mask (True = may attend). position_ids: (B, T); by default arange(T),
@@ -225,8 +235,10 @@ class Transformer(nn.Module):
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)
             else:
                 x = block(x, cos, sin, mask)
+        if output_rows is not None:
+            x = x[output_rows]  # (N, C)
         x = self.model.norm(x)
-        return self.lm_head(x).float()  # (B, T, V)
+        return self.lm_head(x).float()  # (B, T, V) or (N, V)
 
     # ----------------------------------------------------------------------------------------
     # Hugging Face checkpoint format

@@ -176,7 +176,7 @@ def main(argv=None):
     from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at,
                         matmul_flops, read_meta, resolve_model_dir, rng_state, save_checkpoint, set_grad_sync, sync)
     from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
-    from model import ModelConfig
+    from model import ModelConfig, predictor_rows
     from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
@@ -287,9 +287,10 @@ def main(argv=None):
         for i in range(cfg.eval_batches):
             x, x_t, masked, t = global_batch(val_data, i, g, cfg.batch_size * d.world_size)
             sl = slice(d.rank * cfg.batch_size, (d.rank + 1) * cfg.batch_size)
+            xs, xts, ms, ts = x[sl].to(d.device), x_t[sl].to(d.device), masked[sl].to(d.device), t[sl].to(d.device)
             with autocast(d.device_type, cfg.dtype):
-                logits = module(x_t[sl].to(d.device))
-            total += diffusion_loss(logits, x[sl].to(d.device), masked[sl].to(d.device), t[sl].to(d.device), normalizer=1)
+                logits = module(xts, output_rows=predictor_rows(ms))
+            total += diffusion_loss(logits, xs, ms, ts, normalizer=1)
             count += masked[sl].sum()
         d.all_reduce(total), d.all_reduce(count)
         module.train()
@@ -321,7 +322,7 @@ def main(argv=None):
                 ag = torch.Generator(device=d.device).manual_seed((cfg.seed * 1_000_003 + step) * 4099 + d.rank * 257 + micro)
                 attn = annealed_attention_mask(cfg.batch_size, T, step, cfg.anneal_steps, ag, d.device)
             with autocast(d.device_type, cfg.dtype):
-                logits = module(x_t[sl], attention_mask=attn)
+                logits = module(x_t[sl], attention_mask=attn, output_rows=predictor_rows(masked[sl]))
             # x world_size: DDP and FSDP average gradients over ranks, we want the sum / normalizer
             loss = diffusion_loss(logits, x[sl], masked[sl], t[sl], normalizer=normalizer) * d.world_size
             loss.backward()

@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from model import ModelConfig, Transformer, shift_logits, write_hf_checkpoint
+from model import ModelConfig, Transformer, predictor_rows, shift_logits, write_hf_checkpoint
 
 transformers = pytest.importorskip("transformers")  # test-time reference only (in requirements)
 
@@ -157,6 +157,17 @@ def test_shift_logits():
     shifted = shift_logits(logits)
     assert torch.equal(shifted[:, 1:], logits[:, :-1])  # row i <- the prediction made at i-1
     assert torch.equal(shifted[:, 0], logits[:, 0])
+
+
+def test_output_rows_select_the_shifted_predictions():
+    model = tiny_model()
+    idx = torch.randint(0, 96, (2, 10))
+    positions = torch.rand(2, 10) < 0.5
+    positions[:, 0] = False
+    with torch.no_grad():
+        full, rows = model(idx), model(idx, output_rows=predictor_rows(positions))
+    assert rows.shape == (int(positions.sum()), 96)
+    assert torch.allclose(rows, shift_logits(full)[positions], atol=1e-6)  # same predictions, same order
 
 
 def test_activation_checkpointing_same_gradients():
