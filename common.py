@@ -226,19 +226,25 @@ def read_meta(ckpt_dir):
         return json.load(f)
 
 
-def load_training_state(ckpt_dir, model, optimizer):
-    """Load weights and optimizer state from a checkpoint into an (optionally wrapped/sharded)
-    model. Every rank reads the files; returns meta.json's dict."""
+def load_training_state(ckpt_dir, model, optimizer, extra_models=None):
+    """Load weights and optimizer state (and `extra_models`, saved by save_checkpoint) from a
+    checkpoint into (optionally wrapped/sharded) models. Every rank reads the files; returns meta.json."""
     from safetensors.torch import load_file
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
     from model import checkpoint_files
-    msd = {}
-    for file in checkpoint_files(ckpt_dir):
-        msd.update(load_file(file))
-    if model.config.tie_word_embeddings:
-        msd["lm_head.weight"] = msd["model.embed_tokens.weight"]
     options = StateDictOptions(full_state_dict=True)
-    set_model_state_dict(model, msd, options=options)
+
+    def load_weights(m, files):
+        sd = {}
+        for file in files:
+            sd.update(load_file(file))
+        if m.config.tie_word_embeddings:
+            sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
+        set_model_state_dict(m, sd, options=options)
+
+    load_weights(model, checkpoint_files(ckpt_dir))
+    for name, m in (extra_models or {}).items():
+        load_weights(m, [os.path.join(ckpt_dir, f"{name}.safetensors")])
     if optimizer is not None:
         osd = torch.load(os.path.join(ckpt_dir, "optimizer.pt"), map_location="cpu", weights_only=False)
         set_optimizer_state_dict(model, optimizer, osd, options=options)

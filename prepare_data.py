@@ -1,7 +1,10 @@
 """
-Corpora -> flat token files for masked-diffusion pre-training.
+Data for every stage: corpora -> flat token files for masked-diffusion pre-training, and task
+files (jsonl) for SFT, GRPO and evaluation.
 
     python prepare_data.py                                   # embedded default: the stdlib sources
+    python prepare_data.py --kind=tasks                      # the tiny code tasks -> data/tasks/{train,test}.jsonl
+    python prepare_data.py --kind=acecode                    # AceCode-87K's GRPO hard split -> data/acecode/train.jsonl
     python prepare_data.py --source=path/to/folder_or.jsonl --out_dir=data/mine
     python prepare_data.py --source=bigcode/the-stack-smol --text_column=content --tokenizer=/path/to/DiffuCoder-7B-Base
 
@@ -30,6 +33,7 @@ import numpy as np
 from configurator import ConfigError, config_keys, configure, print_config, run_cli
 
 # -----------------------------------------------------------------------------
+kind = "corpus"  # 'corpus' (token files for pre-training), 'tasks' (the tiny code tasks as jsonl) or 'acecode' (GRPO prompts)
 # corpus
 source = "stdlib"  # 'stdlib', a local file/folder/.jsonl, or a Hugging Face dataset name
 text_column = "text"  # the text field of .jsonl records and hub datasets
@@ -42,6 +46,16 @@ out_dir = "data/stdlib"  # where train.bin, val.bin, meta.json and tokenizer/ go
 # tokenizer
 tokenizer = "train"  # 'train' (a new BPE with rustbpe) or a tokenizer/model directory
 vocab_size = 4096  # for tokenizer='train': regular tokens + special tokens
+# tiny tasks (kind='tasks'; out_dir defaults to data/tasks)
+tasks_train = 20000  # train split: SFT answers and GRPO prompts
+tasks_test = 500  # held-out split: evaluation
+tasks_seed = 0
+# AceCode (kind='acecode')
+acecode_source = "TIGER-Lab/AceCode-87K"  # hub name, or a local .parquet / .jsonl file or a folder of them
+acecode_out = "data/acecode"  # train.jsonl goes here
+acecode_bottom = 0.2  # keep questions whose mean pass rate <= this quantile of all questions' means
+acecode_std_quantile = 0.4  # ... and whose pass-rate std >= this quantile of all questions' stds (official recipe)
+acecode_variants = True  # also add the official recipe's "complete this signature" variant of each kept question
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
@@ -155,11 +169,127 @@ def load_data_meta(data_dir):
         return json.load(f)
 
 
+def prepare_tasks(cfg):
+    """The tiny code tasks (tasks.py) as train.jsonl / test.jsonl: each record has the question, the
+    reference answer (for SFT) and the hidden tests (for GRPO rewards and evaluation)."""
+    from tasks import generate_tasks, write_jsonl
+    out_dir = "data/tasks" if cfg.out_dir == "data/stdlib" else cfg.out_dir
+    for split, n in (("train", cfg.tasks_train), ("test", cfg.tasks_test)):
+        path = os.path.join(out_dir, f"{split}.jsonl")
+        stamp = json.dumps(dict(split=split, n=n, seed=cfg.tasks_seed))
+        if os.path.isfile(path) and os.path.isfile(path + ".settings") and open(path + ".settings").read() == stamp:
+            print(f"{path} is already prepared with these settings; nothing to do.")
+            continue
+        tasks = generate_tasks(split, n, cfg.tasks_seed)
+        os.makedirs(out_dir, exist_ok=True)
+        write_jsonl(tasks, path)
+        with open(path + ".settings", "w") as f:
+            f.write(stamp)
+        families = {}
+        for t in tasks:
+            families[t.family] = families.get(t.family, 0) + 1
+        print(f"wrote {len(tasks):,} {split} tasks to {path}: " + ", ".join(f"{k} {v}" for k, v in families.items()))
+
+
+def prepare_acecode(cfg):
+    """The GRPO hard split of AceCode-87K (DESIGN.md section 10), as DiffuCoder's recipes/process_data.py and
+    src/open_r1/grpo.py build it:
+    1. per question, the pass rates of its qwen_coder_2.5 and llama3_instruct inferences: their mean and std;
+    2. keep mean <= the acecode_bottom quantile and std >= the acecode_std_quantile quantile, both quantiles taken
+       over all questions (the official code; the paper words it "bottom 20%, then std in the top 40%");
+    3. acecode_variants: for each kept question without "you", also the official variant that asks to complete
+       the signature of its best inference (over all models), with the question as docstring;
+    4. prompt = question + "\nTest cases: " + its first test, unless it holds a fenced block ("\n```\n").
+    Tests stay assert strings. Questions without those inferences or without tests are skipped (the official
+    code would turn the whole filter into NaN). Writes acecode_out/train.jsonl: {task_id, question, tests,
+    source, mean_pass_rate, std_pass_rate}."""
+    src, models = cfg.acecode_source, ("qwen_coder_2.5", "llama3_instruct")
+    path = os.path.join(cfg.acecode_out, "train.jsonl")
+    stamp = json.dumps(dict(source=src, bottom=cfg.acecode_bottom, std_quantile=cfg.acecode_std_quantile,
+                            variants=cfg.acecode_variants))
+    if os.path.isfile(path) and os.path.isfile(path + ".settings") and open(path + ".settings").read() == stamp:
+        print(f"{path} is already prepared with these settings; nothing to do.")
+        return
+
+    def read_rows():
+        if os.path.exists(src):
+            files = sorted(glob.glob(os.path.join(src, "**", "*.parquet"), recursive=True) +
+                           glob.glob(os.path.join(src, "**", "*.jsonl"), recursive=True)) if os.path.isdir(src) else [src]
+            if not files:
+                raise FileNotFoundError(f"no .parquet or .jsonl files under '{src}'; pass AceCode-87K's data files.")
+            for file in files:
+                if file.endswith(".parquet"):
+                    import pyarrow.parquet as pq
+                    pf = pq.ParquetFile(file)
+                    cols = [c for c in pf.schema_arrow.names if c != "context_messages"]
+                    for batch in pf.iter_batches(batch_size=256, columns=cols):
+                        yield from batch.to_pylist()
+                else:
+                    with open(file, encoding="utf-8") as f:
+                        yield from (json.loads(line) for line in f if line.strip())
+            return
+        if src.startswith((".", "/", "~")) or src.count("/") != 1:
+            raise FileNotFoundError(f"acecode_source '{src}' does not exist; pass an existing file or folder, or a hub dataset name.")
+        if not hub_reachable():
+            os.environ["HF_DATASETS_OFFLINE"] = "1"  # fail fast instead of retrying for ~20 s
+        import datasets
+        try:
+            ds = datasets.load_dataset(src, split="train", streaming=True)
+        except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as e:
+            raise FileNotFoundError(f"cannot reach dataset '{src}' ({type(e).__name__}); offline, download its parquet files "
+                                    "elsewhere and pass --acecode_source=path/to/folder_or_file.parquet") from None
+        yield from ds
+
+    rows, skipped = [], 0
+    for r in read_rows():
+        accs = [inf["pass_rate"] for inf in r["inferences"] or [] if inf["model_name"] in models]
+        if not accs or not r["test_cases"]:
+            skipped += 1
+            continue
+        variant = None
+        if cfg.acecode_variants and "you" not in r["question"].lower():
+            head = max(r["inferences"], key=lambda inf: inf["pass_rate"])["completion"].split(":\n")[0].strip()
+            if head.startswith("def "):
+                variant = f'Please complete the following problem:\n```\ndef {head[4:]}:\n    """\n    {r["question"]}\n    """\n```\n'
+        rows.append((str(r["id"]), r.get("source"), r["question"], list(r["test_cases"]), float(np.mean(accs)),
+                     float(np.std(accs)), variant))
+    if not rows:
+        raise ValueError(f"'{src}' has no question with {' or '.join(models)} inferences and tests; is it AceCode-87K?")
+    mean_cut = np.quantile([r[4] for r in rows], cfg.acecode_bottom)
+    std_cut = np.quantile([r[5] for r in rows], cfg.acecode_std_quantile)
+    records, n_low, n_hard = [], 0, 0
+    for task_id, source, question, tests, mean, std, variant in rows:
+        n_low += mean <= mean_cut
+        if mean <= mean_cut and std >= std_cut:
+            n_hard += 1
+            for tid, q in ((task_id, question), (task_id + "/variant", variant)):
+                if q is not None:
+                    prompt = q if "\n```\n" in q else q + "\nTest cases: " + tests[0]
+                    records.append(dict(task_id=tid, question=prompt, tests=tests, source=source,
+                                        mean_pass_rate=mean, std_pass_rate=std))
+    os.makedirs(cfg.acecode_out, exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    os.replace(path + ".tmp", path)
+    with open(path + ".settings", "w") as f:
+        f.write(stamp)
+    print(f"read {len(rows) + skipped:,} questions ({skipped:,} skipped: no {'/'.join(models)} inference or no tests); "
+          f"mean pass rate <= {mean_cut:.3f} (quantile {cfg.acecode_bottom}): {n_low:,}; and std >= {std_cut:.3f} "
+          f"(quantile {cfg.acecode_std_quantile}): {n_hard:,} hard questions + {len(records) - n_hard:,} variants "
+          f"= {len(records):,} prompts -> {path}")
+
+
 def main(argv=None):
     from tokenizer import Tokenizer
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print("prepare_data.py config:")
     print_config(cfg)
+    if cfg.kind == "tasks":
+        return prepare_tasks(cfg)
+    if cfg.kind == "acecode":
+        return prepare_acecode(cfg)
+    if cfg.kind != "corpus":
+        raise ValueError(f"kind must be 'corpus', 'tasks' or 'acecode', got '{cfg.kind}'.")
     settings = {k: getattr(cfg, k) for k in ("source", "text_column", "hf_config", "hf_split", "file_patterns",
                                                "max_documents", "val_fraction", "tokenizer", "vocab_size")}
     meta_path = os.path.join(cfg.out_dir, "meta.json")

