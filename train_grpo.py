@@ -1,0 +1,503 @@
+"""
+coupled-GRPO (DiffuCoder, arXiv 2506.20639, section 5) and its baselines, as plain functions:
+
+    rollout -> rewards -> advantages -> mu policy iterations (PPO-clip + k3 KL, token-level mean)
+
+    python train_grpo.py config/grpo_tiny.py                              # tiny model, tiny tasks, CPU
+    torchrun --nproc_per_node=2 train_grpo.py config/grpo_tiny.py --device=cpu
+    torchrun --nproc_per_node=8 train_grpo.py config/grpo_7b.py           # DiffuCoder-7B-Instruct, FSDP2
+
+A diffusion LM has no cheap exact sequence log-likelihood, so GRPO needs a per-token log-prob proxy.
+`per_token_logps` computes it from forward passes on masked copies of each completion:
+- coupled (the paper): lambda pairs of complementary masks (tokens with u < t masked in one pass,
+  the others in the other, t ~ U[t_min, t_max] per pair) plus one pass with the whole completion
+  masked; token k's estimate is (lp_full_k + sum over pairs of lp_k / t or lp_k / (1 - t), from the
+  pass in which k is masked) / (lambda + 1). Every token is scored in every pair, exactly once.
+- decoupled: the same passes, but the two masks of a pair are drawn independently (masked with
+  probability t and 1 - t), so a token can be scored twice or not at all in a pair.
+- full_mask: one pass, the whole completion masked.
+- d1: full_mask plus each prompt token masked with probability p_mask_prompt (d1's estimator).
+All passes of a micro-batch go through the model as one batch, with the rollout's attention mask and
+position ids, and only the rows that are needed reach the LM head.
+
+How this relates to the paper and the official code (DESIGN.md section 8):
+1. Advantages: group-mean baseline (paper) by default, leave-one-out (official code) as an option,
+   no std scaling unless asked.
+2. Masks come from torch.Generators seeded per (seed, step, iteration, sequence): old, reference and
+   current log-probs of an iteration use identical masks, each policy iteration draws fresh masks
+   (the official code reuses one by accident), a sequence's masks do not depend on how the batch is
+   split over micro-batches or ranks, and no global RNG is ever reseeded (the official code reseeds
+   everything inside the loss). t is drawn per pair and per sequence (the official code draws one t
+   per batch).
+3. Old log-probs are computed once per rollout, before the first update, for the masks of every
+   iteration; for iteration 1 they equal the current log-probs (ratio exactly 1), so that pass is
+   skipped.
+4. The log-prob passes get the rollout's attention mask and position ids (the official code drops
+   them), and log-probs are taken at temperature 1 (as the official code).
+5. Rollouts are decoded one prompt group (G completions) per diffusion_generate call, with a
+   generator seeded per (seed, step, prompt): a run is the same on 1 or N ranks.
+6. The loss is normalised by the number of completion tokens of the whole optimizer step across
+   ranks, so gradient accumulation and DDP/FSDP2 give exactly the one-big-batch update.
+7. Reference model: synced every ref_sync_steps as ref <- alpha * policy + (1 - alpha) * ref
+   (TRL's mixup, alpha 0.6 as the official run); beta = 0 drops the reference model entirely.
+8. One "step" is one rollout round followed by mu optimizer updates on it; the learning-rate
+   schedule runs over steps.
+9. Completions: tokens up to and including the first <|im_end|>; a completion without one is
+   counted as truncated and all its tokens are trained on (as TRL does).
+"""
+
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+from configurator import config_keys, configure, print_config, run_cli
+
+# -----------------------------------------------------------------------------
+# I/O
+out_dir = "out/grpo_tiny"  # checkpoints: out_dir/ckpt-XXXXXX/ (HF model dirs + optimizer, reference model)
+init_from = "out/sft_tiny"  # the policy to start from: a model directory or a training out_dir
+resume = True  # continue from the latest checkpoint in out_dir if there is one
+# data
+train_file = "data/tasks/train.jsonl"  # jsonl records with 'question' and 'tests' (assert strings)
+eval_file = "data/tasks/test.jsonl"  # held-out records for the periodic pass@1
+eval_interval = 10  # steps between evals (0: only at the start and the end)
+eval_n = 100  # held-out tasks per eval (0: no evals)
+max_prompt_length = 200  # prompt tokens, truncated from the left
+# rollout
+num_generations = 10  # G: completions per prompt
+prompts_per_step = 8  # prompts per step, over all ranks
+max_completion_length = 256  # generated tokens per completion
+diffusion_steps = None  # denoising steps (None: max_completion_length, one token per step)
+temperature = 1.2  # the paper's rollout temperature (the released recipe uses 1.0)
+top_p = 0.95
+alg = "entropy"
+# rewards
+code_weight = 2.0  # reward = code_weight * test pass rate + format_weight * format reward
+format_weight = 0.5
+exec_timeout = 5.0  # seconds per program
+exec_workers = None  # sandbox worker processes (None: cpu count)
+# advantages
+baseline = "mean"  # 'mean' (paper) or 'loo' (leave-one-out, official code)
+scale_std = False  # divide advantages by the group std
+# log-prob estimator and loss
+estimator = "coupled"  # 'coupled' | 'decoupled' | 'full_mask' | 'd1'
+num_pairs = 1  # lambda: complementary mask pairs per sequence
+t_min = 0.2
+t_max = 0.8
+p_mask_prompt = 0.15  # d1 only: probability of masking each prompt token
+num_iterations = 2  # mu: policy updates per rollout
+epsilon_low = 0.5  # PPO clip: ratio kept within [1 - epsilon_low, 1 + epsilon_high]
+epsilon_high = 0.5
+beta = 0.01  # k3 KL to the reference model (0: no reference model)
+ref_sync_steps = 64  # optimizer steps between reference syncs (0: never)
+ref_sync_alpha = 0.6  # ref <- alpha * policy + (1 - alpha) * ref
+# optimizer
+learning_rate = 1e-6
+min_lr_ratio = 0.1
+warmup_steps = 0
+max_steps = 100  # rollout rounds
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.99
+grad_clip = 0.2
+micro_batch_size = 4  # sequences per forward/backward (each with its estimator passes)
+# system
+device = "auto"
+dtype = "bfloat16"
+parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp'
+activation_checkpointing = False
+seed = 1337
+log_interval = 1
+ckpt_interval = 10  # 0: only at the end
+keep_last = 2
+CONFIG_KEYS = config_keys(globals())
+# -----------------------------------------------------------------------------
+
+ESTIMATORS = ("coupled", "decoupled", "full_mask", "d1")
+
+
+def estimator_masks(input_ids, completion_start, estimator, num_pairs=1, t_min=0.2, t_max=0.8, p_mask_prompt=0.0,
+                    prompt_mask=None, generator=None):
+    """The masks of an estimator's forward passes and the coefficient of each pass's log-probs.
+
+    Returns masked (P, B, T) bool (True: replaced by <|mask|> in pass p) and coef (P, B, C) float
+    for the C completion tokens, such that the estimate is sum_p coef[p] * lp[p]; a coefficient is
+    non-zero only where the token is masked. `generator`: one torch.Generator, or a list of B (one
+    per row, so a row's masks do not depend on the rest of the batch)."""
+    B, T = input_ids.shape
+    C = T - completion_start
+    gens = generator if isinstance(generator, (list, tuple)) else [generator] * B
+
+    def rand(*shape):  # (B, *shape) uniforms, row b from gens[b]
+        if isinstance(generator, (list, tuple)):
+            return torch.stack([torch.rand(shape, generator=g) for g in gens])
+        return torch.rand((B, *shape), generator=generator)
+
+    full = torch.ones(B, C, dtype=torch.bool)
+    passes = []  # (masked completion (B, C), coef (B, C), masked prompt (B, completion_start) or None)
+    if estimator in ("coupled", "decoupled"):
+        t = t_min + (t_max - t_min) * rand(num_pairs)  # (B, lambda): one t per pair and sequence
+        for j in range(num_pairs):
+            tj = t[:, j:j + 1]  # (B, 1)
+            m1 = rand(C) < tj
+            m2 = ~m1 if estimator == "coupled" else rand(C) < 1 - tj
+            passes.append((m1, m1 / tj, None))
+            passes.append((m2, m2 / (1 - tj), None))
+        norm = num_pairs + 1
+        passes.append((full, full.float(), None))
+    elif estimator == "full_mask":
+        norm = 1
+        passes.append((full, full.float(), None))
+    elif estimator == "d1":
+        norm = 1
+        prompt = rand(completion_start) < p_mask_prompt
+        if prompt_mask is not None:
+            prompt &= prompt_mask[:, :completion_start].bool().cpu()  # never mask padding
+        prompt[:, 0] = False  # position 0 has no predictor
+        passes.append((full, full.float(), prompt))
+    else:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got '{estimator}'.")
+    masked = torch.zeros(len(passes), B, T, dtype=torch.bool)
+    for p, (mc, _, mp) in enumerate(passes):
+        masked[p, :, completion_start:] = mc
+        if mp is not None:
+            masked[p, :, :completion_start] = mp
+    coef = torch.stack([c for _, c, _ in passes]).float() / norm  # (P, B, C)
+    return masked.to(input_ids.device), coef.to(input_ids.device)
+
+
+def per_token_logps(model, input_ids, attention_mask, completion_start, mask_token_id, *, estimator="coupled",
+                    num_pairs=1, t_min=0.2, t_max=0.8, p_mask_prompt=0.0, generator=None):
+    """The per-token log-probability proxy of the completion tokens: float32 (B, C).
+
+    input_ids (B, T) = left-padded prompt + completion (starting at completion_start); attention_mask
+    (B, T) the rollout's padding mask or None. All passes run as one batch of P * B sequences."""
+    from model import predictor_rows
+    B, T = input_ids.shape
+    masked, coef = estimator_masks(input_ids, completion_start, estimator, num_pairs, t_min, t_max, p_mask_prompt,
+                                   attention_mask, generator)
+    P = masked.size(0)
+    x = torch.where(masked, torch.full_like(input_ids, mask_token_id), input_ids).view(P * B, T)  # (P*B, T)
+    am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.repeat(P, 1)
+    needed = coef != 0  # (P, B, C): tokens scored in pass p
+    rows = torch.zeros(P * B, T, dtype=torch.bool, device=input_ids.device)
+    rows[:, completion_start:] = needed.view(P * B, -1)
+    logits = model(x, attention_mask=am, output_rows=predictor_rows(rows))  # (N, V), fp32
+    targets = input_ids[:, completion_start:].expand(P, B, -1)[needed]  # (N,)
+    lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # (N,)
+    lp_all = torch.zeros(coef.shape, dtype=torch.float32, device=input_ids.device).masked_scatter(needed, lp)
+    return (coef * lp_all).sum(0)  # (B, C)
+
+
+def completion_mask(completion_ids, eot_id):
+    """(B, C) ids -> mask (B, C) of the tokens up to and including the first end-of-turn, and
+    truncated (B,): no end-of-turn at all (then every token counts)."""
+    is_eot = completion_ids == eot_id
+    has_eot = is_eot.any(dim=1)
+    first = torch.where(has_eot, is_eot.int().argmax(dim=1), completion_ids.size(1))  # (B,)
+    mask = torch.arange(completion_ids.size(1), device=completion_ids.device)[None, :] <= first[:, None]
+    return mask, ~has_eot
+
+
+def compute_advantages(rewards, group_size, baseline="mean", scale_std=False):
+    """rewards (N * G,) grouped by prompt -> advantages (N * G,)."""
+    r = rewards.view(-1, group_size)
+    a = r - r.mean(dim=1, keepdim=True)
+    if baseline == "loo":  # r_i - mean of the others
+        a = a * group_size / (group_size - 1)
+    elif baseline != "mean":
+        raise ValueError(f"baseline must be 'mean' or 'loo', got '{baseline}'.")
+    if scale_std:
+        a = a / (r.std(dim=1, keepdim=True) + 1e-4)
+    return a.view(-1)
+
+
+def grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon_low, epsilon_high, beta, normalizer):
+    """PPO-clip + k3 KL, summed over the completion tokens in `mask` and divided by `normalizer`.
+    logps/old_logps/ref_logps/mask (B, C); advantages (B,). Returns (loss, stats of sums)."""
+    A = advantages[:, None]
+    ratio = torch.exp(logps - old_logps)
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    per_token = -torch.min(ratio * A, clipped * A)
+    m = mask.float()
+    stats = {"clip_low": (((ratio < 1 - epsilon_low) & (A < 0)).float() * m).sum().detach(),
+             "clip_high": (((ratio > 1 + epsilon_high) & (A > 0)).float() * m).sum().detach()}
+    if beta > 0:
+        d = ref_logps - logps
+        kl = torch.exp(d) - d - 1
+        per_token = per_token + beta * kl
+        stats["kl"] = (kl * m).sum().detach()
+    return (per_token * m).sum() / normalizer, stats
+
+
+def read_task_records(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"task file '{path}' not found; run `python prepare_data.py --kind=tasks` (tiny tasks) "
+                                f"or `python prepare_data.py --kind=acecode` (AceCode hard split).")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if line.strip():
+                r = json.loads(line)
+                if "question" not in r or not r.get("tests"):
+                    raise ValueError(f"{path} line {i + 1} needs a 'question' and a non-empty 'tests' list.")
+                records.append(r)
+    if not records:
+        raise ValueError(f"task file '{path}' is empty.")
+    return records
+
+
+def seeded(*keys):
+    """A CPU generator seeded by a tuple of ints (no global RNG involved)."""
+    s = 0
+    for k in keys:
+        s = (s * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator().manual_seed(s)
+
+
+def main(argv=None):
+    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, resolve_model_dir,
+                        rng_state, save_checkpoint, set_grad_sync)
+    from execution import extract_code, format_reward, run_tests_batch
+    from sample import cut_at_stop, diffusion_generate, stop_ids
+    from tokenizer import Tokenizer
+
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    if cfg.estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got '{cfg.estimator}'.")
+    d = Dist(cfg.device)
+    G = cfg.num_generations
+    if cfg.prompts_per_step % d.world_size:
+        raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {d.world_size} ranks.")
+    if G < 2:
+        raise ValueError("num_generations must be at least 2 (advantages compare completions of one prompt).")
+    if d.master:
+        print("train_grpo.py config:")
+        print_config(cfg)
+
+    # models, data --------------------------------------------------------------------------
+    ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
+    init_dir = resolve_model_dir(cfg.init_from)
+    tok = Tokenizer.from_pretrained(init_dir)
+    parallel = cfg.parallel if d.ddp else "none"
+    model, module = build_model(d, parallel, cfg.activation_checkpointing, init_dir=init_dir)
+    ref = None
+    if cfg.beta > 0:
+        ref, _ = build_model(d, parallel if parallel == "fsdp" else "none", False, init_dir=init_dir)
+        ref.requires_grad_(False).eval()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=True)
+    start_step, history = 0, []
+    if ckpt is not None:
+        meta = load_training_state(ckpt, model, optimizer, {"ref_model": ref} if ref is not None else None)
+        if meta["tokenizer_identity"] != tok.identity:
+            raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, not {tok.identity}.")
+        start_step, history = meta["step"], meta["eval_history"]
+        if d.master:
+            print(f"resuming from {ckpt} at step {start_step}")
+    train_records = read_task_records(cfg.train_file)
+    eval_records = read_task_records(cfg.eval_file)[:cfg.eval_n] if cfg.eval_n > 0 else []
+    mask_id, eot_id, stops = tok.mask_token_id, tok.im_end_id, stop_ids(tok)
+    C = cfg.max_completion_length
+    n_steps = cfg.diffusion_steps or C
+    local_prompts = cfg.prompts_per_step // d.world_size
+    if d.master:
+        print(f"policy {init_dir}: {model.num_params() / 1e6:.1f}M parameters; {len(train_records):,} train prompts, "
+              f"{len(eval_records)} eval prompts; estimator {cfg.estimator} "
+              f"({2 * cfg.num_pairs + 1 if cfg.estimator in ('coupled', 'decoupled') else 1} forward passes per sequence)")
+        print(f"{cfg.prompts_per_step} prompts x {G} completions = {cfg.prompts_per_step * G} sequences per step, "
+              f"{local_prompts * G} per rank on {d.world_size} rank(s), {math.ceil(local_prompts * G / cfg.micro_batch_size)} "
+              f"micro-batches of {cfg.micro_batch_size} per update, {cfg.num_iterations} updates per step; "
+              f"{C} completion tokens in {n_steps} diffusion steps; {cfg.max_steps} steps = "
+              f"{cfg.max_steps * cfg.prompts_per_step / len(train_records):.2f} epochs")
+    ctx = autocast(d.device_type, cfg.dtype)
+
+    def prompt_ids(question):
+        return tok.encode(tok.diffucoder_prompt(question))[-cfg.max_prompt_length:]
+
+    def rollout(step, records, first_index):
+        """G completions per record, one diffusion_generate call per prompt group. Returns per
+        group: (prompt ids, completions (G, C))."""
+        model.eval()
+        groups = []
+        for i, r in enumerate(records):
+            p = prompt_ids(r["question"])
+            ids = torch.tensor([p] * G, device=d.device)
+            g = seeded(cfg.seed, step, first_index + i)
+            if d.device_type == "cuda":
+                g = torch.Generator(device=d.device).manual_seed(int(torch.randint(2**62, (1,), generator=g)))
+            with ctx:
+                out = diffusion_generate(model, ids, max_new_tokens=C, steps=n_steps, temperature=cfg.temperature,
+                                         top_p=cfg.top_p, alg=cfg.alg, mask_token_id=mask_id, generator=g)
+            groups.append((p, out[:, len(p):]))
+        model.train()
+        return groups
+
+    def score(records, completions_text):
+        """Rewards (code pass rate, format) for each completion; code runs in the sandbox in parallel."""
+        fmt = [format_reward(c) for c in completions_text]
+        jobs, where = [], []
+        for i, (r, text, f) in enumerate(zip(records, completions_text, fmt)):
+            if f == 1.0:
+                jobs.append((extract_code(text), r["tests"]))
+                where.append(i)
+        code = [0.0] * len(completions_text)
+        for i, res in zip(where, run_tests_batch(jobs, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers)):
+            code[i] = res.passed / res.total
+        return torch.tensor(code), torch.tensor(fmt)
+
+    def run_eval(step):
+        """Greedy pass@1 on the held-out prompts, split over ranks (every rank decodes equally many)."""
+        from eval import evaluate_tasks
+        n = math.ceil(len(eval_records) / d.world_size)
+        mine = eval_records[d.rank * n:(d.rank + 1) * n]
+        real = len(mine)
+        mine = mine + eval_records[:n - real]  # equal work per rank (FSDP needs matching forwards)
+        tasks = [type("T", (), {"question": r["question"], "tests": r["tests"]})() for r in mine]
+        model.eval()
+        res = evaluate_tasks(model, tok, tasks, max_new_tokens=C, steps=n_steps, temperature=0.0,
+                             batch_size=cfg.micro_batch_size, dtype=cfg.dtype, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers)
+        model.train()
+        solved = sum(t["pass@1"] for t in res["per_task"][:real])
+        stats = d.all_reduce(torch.tensor([solved, real], dtype=torch.float64, device=d.device))
+        pass1 = (stats[0] / stats[1]).item()
+        history.append((step, pass1))
+        if d.master:
+            print(f"step {step}/{cfg.max_steps} | eval pass@1 {pass1:.3f} on {int(stats[1])} held-out tasks", flush=True)
+
+    # training loop ---------------------------------------------------------------------------
+    if start_step == 0 and eval_records:
+        run_eval(0)
+    t_start = time.time()
+    for step in range(start_step, cfg.max_steps):
+        t0 = time.time()
+        lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        # which prompts: epochs over a permutation, the cursor is the step
+        first = step * cfg.prompts_per_step + d.rank * local_prompts
+        epoch_of = lambda p: p // len(train_records)  # noqa: E731
+        records = []
+        for p in range(first, first + local_prompts):
+            perm = torch.randperm(len(train_records), generator=seeded(cfg.seed, 7, epoch_of(p)))
+            records.append(train_records[perm[p % len(train_records)].item()])
+
+        # 1. rollout
+        groups = rollout(step, records, first)
+        t_rollout = time.time() - t0
+        seqs = []
+        for p, comp in groups:
+            for row in comp:
+                seqs.append((p, row))
+        P_max = max(len(p) for p, _ in seqs)
+        input_ids = torch.full((len(seqs), P_max + C), tok.pad_token_id, dtype=torch.long, device=d.device)
+        attn = torch.zeros_like(input_ids)
+        for i, (p, row) in enumerate(seqs):
+            input_ids[i, P_max - len(p):P_max] = torch.tensor(p, device=d.device)
+            input_ids[i, P_max:] = row
+            attn[i, P_max - len(p):] = 1
+        comp_ids = input_ids[:, P_max:]
+        cmask, truncated = completion_mask(comp_ids, eot_id)
+        texts = [tok.decode([i for i in cut_at_stop(row.tolist(), stops) if i < tok.vocab_size]) for row in comp_ids]
+
+        # 2. rewards
+        t1 = time.time()
+        code_r, fmt_r = score([r for r in records for _ in range(G)], texts)
+        rewards = cfg.code_weight * code_r + cfg.format_weight * fmt_r  # (local_prompts * G,)
+        t_reward = time.time() - t1
+
+        # 3. advantages (groups never cross ranks)
+        adv = compute_advantages(rewards, G, cfg.baseline, cfg.scale_std).to(d.device)
+        zero_std = (rewards.view(-1, G).std(dim=1) == 0).sum()
+        if zero_std == local_prompts:
+            print(f"warning: rank {d.rank}, step {step + 1}: every group has zero reward variance, no policy-gradient signal "
+                  f"(rewards all {rewards[0].item():.2f}); a harder/easier task mix or a higher temperature helps", flush=True)
+
+        # 4. mu policy iterations
+        t2 = time.time()
+        n_seq = len(seqs)
+        micro = [slice(i, min(i + cfg.micro_batch_size, n_seq)) for i in range(0, n_seq, cfg.micro_batch_size)]
+        normalizer = d.all_reduce(cmask.sum().float()).item()  # completion tokens of the step, all ranks
+
+        def mask_gens(it, sl):
+            return [seeded(cfg.seed, step, it, first * G + j) for j in range(sl.start, sl.stop)]
+
+        def logps(m, it, sl):
+            with ctx:
+                return per_token_logps(m, input_ids[sl], attn[sl], P_max, mask_id, estimator=cfg.estimator,
+                                       num_pairs=cfg.num_pairs, t_min=cfg.t_min, t_max=cfg.t_max,
+                                       p_mask_prompt=cfg.p_mask_prompt, generator=mask_gens(it, sl))
+
+        with torch.no_grad():  # old log-probs (iterations >= 2) and reference log-probs, once per rollout
+            old = {(it, k): logps(model, it, sl) for it in range(1, cfg.num_iterations) for k, sl in enumerate(micro)}
+            refs = {(it, k): logps(ref, it, sl) for it in range(cfg.num_iterations) for k, sl in enumerate(micro)} if ref else {}
+        sums = {"loss": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl": 0.0}
+        for it in range(cfg.num_iterations):
+            for k, sl in enumerate(micro):
+                set_grad_sync(module, k == len(micro) - 1)
+                lp = logps(module, it, sl)
+                old_lp = old[(it, k)] if it > 0 else lp.detach()
+                loss, stats = grpo_loss(lp, old_lp, refs.get((it, k)), adv[sl], cmask[sl], cfg.epsilon_low,
+                                        cfg.epsilon_high, cfg.beta, normalizer)
+                (loss * d.world_size).backward()  # DDP/FSDP average over ranks; we want the sum / normalizer
+                sums["loss"] += loss.item()
+                for key, v in stats.items():
+                    sums[key] += v.item()
+            if cfg.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            n_updates = step * cfg.num_iterations + it + 1
+            if ref is not None and cfg.ref_sync_steps and n_updates % cfg.ref_sync_steps == 0:
+                with torch.no_grad():
+                    if hasattr(ref, "reshard"):  # FSDP2 keeps the root unsharded after a forward-only pass
+                        ref.reshard()
+                    for p_ref, p in zip(ref.parameters(), model.parameters()):
+                        p_ref.lerp_(p, cfg.ref_sync_alpha)
+        t_update = time.time() - t2
+
+        # 5. metrics, all-reduced over ranks
+        m = torch.tensor([rewards.sum(), (rewards ** 2).sum(), code_r.sum(), fmt_r.sum(), (code_r == 1).float().sum(),
+                          zero_std, cmask.sum(), truncated.sum(), len(seqs), sums["loss"], sums["clip_low"],
+                          sums["clip_high"], sums["kl"]], dtype=torch.float64, device=d.device)
+        d.all_reduce(m)
+        n = m[8].item()
+        mean_r = m[0].item() / n
+        std_r = math.sqrt(max(0.0, m[1].item() / n - mean_r ** 2))
+        dt = time.time() - t0
+        done = step + 1
+        if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
+            tokens = n * C * n_steps / max(t_rollout, 1e-9)
+            print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m[2].item() / n:.3f} | "
+                  f"format {m[3].item() / n:.3f} | solved {m[4].item() / n:.3f} | zero-std groups {int(m[5].item())}/{cfg.prompts_per_step} | "
+                  f"len {m[6].item() / n:.0f} | trunc {m[7].item() / n:.2f} | loss {m[9].item() / cfg.num_iterations:+.4f} | "
+                  f"clip {m[10].item() / normalizer / cfg.num_iterations:.3f}/{m[11].item() / normalizer / cfg.num_iterations:.3f} | "
+                  f"kl {m[12].item() / normalizer / cfg.num_iterations:.4f} | lr {lr:.1e} | "
+                  f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | {tokens / 1e3:.1f}k tok-steps/s", flush=True)
+        last = done == cfg.max_steps
+        if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):
+            run_eval(done)
+        if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
+            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
+                        eval_history=history, world_size=d.world_size)
+            save_checkpoint(cfg.out_dir, done, model, optimizer, meta, init_dir, d, keep_last=cfg.keep_last,
+                            extra_models={"ref_model": ref} if ref is not None else None)
+    if d.master:
+        if start_step >= cfg.max_steps:
+            print(f"{cfg.out_dir} already holds a checkpoint at step {start_step} >= max_steps={cfg.max_steps}; nothing to do.")
+        else:
+            print(f"done in {(time.time() - t_start) / 60:.1f} min; policy saved to {latest_checkpoint(cfg.out_dir)}")
+        print("eval pass@1: " + ", ".join(f"{s}: {v:.3f}" for s, v in history))
+    d.close()
+    return history
+
+
+if __name__ == "__main__":
+    run_cli(main)
