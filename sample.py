@@ -1,0 +1,496 @@
+"""
+Sample from a masked-diffusion LM the way DiffuCoder does, and look at the order in which it decodes.
+
+    python sample.py                                          # the tiny model the README trains
+    python sample.py --prompt="def fib(n):" --max_new_tokens=64 --show_order=True --order_html=order.html
+    python sample.py --out_dir=/models/DiffuCoder-7B-Instruct --chat=True --prompt_file=q.txt --device=cuda
+    python sample.py --analyze=True                           # AR-ness table + entropy-sink curve
+
+`diffusion_generate` is Dream's decoding (DESIGN.md section 6), which DiffuCoder uses: append
+max_new_tokens masks; timesteps ts = linspace(1, eps, steps + 1); at step i (t = ts[i], s = ts[i+1])
+run one forward over the whole batch, take the shifted logits of the masked positions, filter them
+(temperature, then top-p, then top-k), pick a token per position (argmax at temperature 0, else a
+sample) and a confidence ('maskgit_plus': its probability, 'topk_margin': p1 - p2, 'entropy': the
+negative entropy sum p log p), then commit k = int(n_masked * (1 - s/t)) positions per row (n_masked
+is the batch mean; at the last step all that remain), the k most confident ones, or k sampled from
+softmax(confidence / alg_temp). 'origin' instead commits each masked position independently with
+probability 1 - s/t. Committed tokens are never changed again.
+
+The schedule quirk, kept for parity with DiffuCoder: with steps == max_new_tokens (one token per
+step, DiffuCoder's default), int() flooring commits 0 tokens at step 0, one per step after that, and
+2 at the last step (`commit_schedule(8, 8)` == [0, 1, 1, 1, 1, 1, 1, 2]).
+
+With return_history=True the function also returns a `DecodeHistory`: for every generated position
+the step at which it was committed and its confidence then (and every position's confidence at step
+0, the "entropy sink" curve). `local_ar_ness` / `global_ar_ness` (DESIGN.md section 7) read the
+commit order; `--show_order` colours each token by its step (the paper's Figure 1a); `--analyze`
+decodes a prompt set one token per step at several temperatures and prints AR-ness@1..4 and the mean
+first-step confidence by distance from the prompt.
+
+Simplifications and deliberate differences from Dream's code:
+1. Only the generated region is decoded; a mask token inside the prompt is left alone (Dream would
+   fill it too). Prompts must be left-padded (checked) and non-empty.
+2. The mask token's logit is set to -inf, so it can never be sampled (Dream can sample it, which
+   silently leaves a mask that a later step decodes again).
+3. Filtering, softmax and confidences are computed in fp32 whatever the model dtype. Random draws
+   use an explicit generator (Dream: the global RNG), so seeded samples differ from Dream's;
+   at temperature 0 the tokens are the same up to floating-point ties. With alg_temp > 0 the positions are drawn by the
+   Gumbel-top-k trick, the same distribution as Dream's torch.multinomial without replacement, but
+   it cannot fail when softmax(confidence / alg_temp) underflows to zeros.
+4. No KV cache and no early exit: every step is a full forward over prompt + generation, as in Dream.
+5. `block_length` gives LLaDA-style semi-autoregressive decoding (which the paper contrasts against,
+   DiffuCoder never uses it): blocks are decoded left to right, steps split evenly between them, and
+   Dream's schedule runs inside each block over that block's masked positions.
+6. Tokens committed in the same step have no order between them; `DecodeHistory.order` lists them
+   left to right, which is what the AR-ness metrics read.
+"""
+
+import html
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from statistics import fmean
+
+import torch
+import torch.nn.functional as F
+
+from common import autocast, latest_checkpoint, resolve_model_dir
+from configurator import config_keys, configure, print_config, run_cli
+from model import Transformer, padding_position_ids, shift_logits
+from tokenizer import Tokenizer
+
+# -----------------------------------------------------------------------------
+# model
+out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
+device = "auto"  # 'auto', 'cpu', 'cuda'
+dtype = "bfloat16"  # autocast dtype ('float32': full precision, also casts bf16 weights up)
+# prompt
+prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
+prompt_file = ""  # read the prompt from this file ('-' for stdin)
+chat = None  # wrap the prompt in the chat template (None: yes for SFT checkpoints)
+num_samples = 1  # completions of the prompt, decoded as one batch
+# decoding (DiffuCoder's defaults: entropy, alg_temp 0, top_p 0.95, temperature 0.2-0.4, steps = max_new_tokens)
+max_new_tokens = 128
+steps = None  # denoising steps (None: max_new_tokens, one token per step)
+temperature = 0.2
+top_p = 0.95
+top_k = None
+alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
+alg_temp = 0.0  # > 0: sample the positions to commit from softmax(confidence / alg_temp)
+eps = 1e-3
+block_length = None  # semi-AR block decoding (None: off, the DiffuCoder way)
+seed = 1337
+# pictures and analysis
+show_order = False  # colour each generated token by the step that committed it (terminal)
+order_html = ""  # also write that picture as HTML to this path
+analyze = False  # AR-ness and entropy-sink table instead of sampling
+analyze_file = ""  # prompts: .jsonl with "question" or "prompt" fields, or one prompt per line ('': tiny test tasks)
+analyze_n = 16  # prompts to analyze
+analyze_temperatures = [0.0, 0.4, 0.8, 1.2]
+analyze_batch = 8  # prompts per decoding batch
+CONFIG_KEYS = config_keys(globals())
+# -----------------------------------------------------------------------------
+
+ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
+NUCLEUS_K = 256  # top-p first tries a partial sort of this many tokens (a full sort when a nucleus is larger)
+TINY_DIRS = ("out/sft_tiny", "out/pretrain_tiny")
+
+
+@dataclass
+class DecodeHistory:
+    """How the generated region was decoded. All (B, max_new_tokens):
+    steps: long, the 0-based step at which each position was committed (`history[b, j]` reads it);
+    confidence: fp32, the alg's confidence of the committed token at that step (origin: its probability);
+    first_confidence: fp32, every position's confidence at step 0 (the entropy-sink curve)."""
+    steps: torch.Tensor
+    confidence: torch.Tensor
+    first_confidence: torch.Tensor
+
+    def __getitem__(self, index):
+        return self.steps[index]
+
+    def order(self, b):
+        """Generated positions of row b in commit order (same step: left to right)."""
+        s = self.steps[b].tolist()
+        return sorted(range(len(s)), key=lambda j: (s[j], j))
+
+
+def num_to_commit(n_masked, t, s, last):
+    """Dream's rule: int(n_masked * (1 - s/t)), all of them at the last step (n_masked: fp32 tensor)."""
+    return int(n_masked) if last else int(n_masked * (1 - s / t))
+
+
+def commit_schedule(n, steps, eps=1e-3):
+    """Tokens committed at each step for n masked positions, as diffusion_generate computes it."""
+    ts, out = torch.linspace(1, eps, steps + 1), []
+    for i in range(steps):
+        out.append(num_to_commit(torch.tensor(float(n - sum(out))), ts[i], ts[i + 1], i == steps - 1))
+    return out
+
+
+def filter_logits(logits, temperature=0.0, top_p=None, top_k=None):
+    """Dream's order: divide by temperature (if > 0), keep the top-p nucleus, then the top-k.
+    Removed tokens get -inf. logits: (M, V) fp32. The nucleus comes from a partial sort when it fits
+    in NUCLEUS_K tokens (the same tokens as a full sort, much faster on a trained model's logits)."""
+    if temperature > 0:
+        logits = logits / temperature
+    if top_p is not None and top_p < 1:
+        V, lse = logits.size(-1), logits.logsumexp(-1, keepdim=True)  # (M, 1)
+        for k in (min(NUCLEUS_K, V), V):  # a partial sort is enough when every row's nucleus is inside it
+            top, order = logits.topk(k, dim=-1)  # (M, k), descending
+            cum = (top - lse).exp().cumsum(-1)  # (M, k) probability mass of the first r + 1 tokens
+            if k == V or bool((cum[:, -1] > top_p).all()):
+                break
+        keep = torch.ones_like(cum, dtype=torch.bool)
+        keep[:, 1:] = cum[:, :-1] <= top_p  # every token up to and including the one that crosses top_p
+        drop = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, order, ~keep)
+        logits = logits.masked_fill(drop, -math.inf)
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]  # (M, 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    return logits
+
+
+def sample_tokens(logits, alg, temperature=0.0, top_p=None, top_k=None, generator=None):
+    """(M, V) fp32 logits -> tokens (M,) and the alg's confidence (M,), higher = commit first."""
+    probs = filter_logits(logits, temperature, top_p, top_k).softmax(-1)
+    if temperature > 0:  # inverse-CDF sampling: one uniform per row (torch.multinomial draws V of them)
+        cdf = probs.cumsum(-1)  # (M, V)
+        u = torch.rand((probs.size(0), 1), generator=generator, device=probs.device) * cdf[:, -1:]
+        x0 = torch.searchsorted(cdf, u, right=True).clamp_max(probs.size(-1) - 1).squeeze(-1)
+        x0 = torch.where(probs.gather(-1, x0[:, None]).squeeze(-1) > 0, x0, probs.argmax(-1))  # never a removed token
+        p_x0 = probs.gather(-1, x0[:, None]).squeeze(-1)
+    else:
+        p_x0, x0 = probs.max(dim=-1)
+    if alg == "topk_margin":
+        top2 = probs.topk(2, dim=-1).values
+        return x0, top2[:, 0] - top2[:, 1]
+    if alg == "entropy":
+        return x0, (probs * torch.log(probs + 1e-10)).sum(-1)
+    return x0, p_x0  # maskgit_plus, origin
+
+
+def check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
+                        alg_temp, eps, mask_token_id, block_length):
+    """Bad arguments raise a one-line ValueError that names the fix."""
+    def need(ok, msg):
+        if not ok:
+            raise ValueError(msg)
+    need(input_ids.dim() == 2 and input_ids.size(1) > 0, f"input_ids must be a non-empty (B, T) tensor, got shape {tuple(input_ids.shape)}")
+    need(alg in ALGS, f"unknown alg '{alg}'; choose one of {', '.join(ALGS)}")
+    need(isinstance(max_new_tokens, int) and max_new_tokens >= 1, f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    need(isinstance(steps, int) and 1 <= steps <= max_new_tokens, f"steps must be between 1 and max_new_tokens={max_new_tokens}, got {steps!r}")
+    total, limit = input_ids.size(1) + max_new_tokens, model.config.max_seq_len
+    need(total <= limit, f"prompt ({input_ids.size(1)} tokens) + max_new_tokens ({max_new_tokens}) = {total} exceeds the model's context of {limit}; shorten one of them")
+    need(temperature >= 0 and alg_temp >= 0, "temperature and alg_temp must be >= 0")
+    need(top_p is None or 0 < top_p <= 1, f"top_p must be in (0, 1], got {top_p}")
+    need(top_k is None or top_k >= 1, f"top_k must be >= 1, got {top_k}")
+    need(0 < eps < 1, f"eps must be in (0, 1), got {eps}")
+    need(mask_token_id is not None and 0 <= mask_token_id < model.config.vocab_size, f"mask_token_id {mask_token_id} is not a token of this model")
+    if block_length is not None:
+        need(block_length >= 1 and max_new_tokens % block_length == 0, f"block_length {block_length} must divide max_new_tokens {max_new_tokens}")
+        need(steps % (max_new_tokens // block_length) == 0, f"steps {steps} must be a multiple of the number of blocks {max_new_tokens // block_length}")
+    if attention_mask is not None:
+        need(attention_mask.shape == input_ids.shape, "attention_mask must have the shape of input_ids")
+        m = attention_mask.long()
+        need(bool((m[:, 1:] >= m[:, :-1]).all()) and bool(m[:, -1].all()), "prompts must be left-padded (attention_mask zeros then ones, at least one real token)")
+
+
+@torch.no_grad()
+def diffusion_generate(model, input_ids, attention_mask=None, *, max_new_tokens, steps, temperature=0.0, top_p=None,
+                       top_k=None, alg="entropy", alg_temp=0.0, eps=1e-3, mask_token_id, generator=None,
+                       return_history=False, block_length=None):
+    """Decode max_new_tokens after each (left-padded) prompt. Returns (B, T + max_new_tokens) ids, or
+    (ids, DecodeHistory) with return_history. See the module docstring for the algorithm."""
+    check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
+                        alg_temp, eps, mask_token_id, block_length)
+    B, P = input_ids.shape
+    N, dev = max_new_tokens, input_ids.device
+    x = F.pad(input_ids, (0, N), value=mask_token_id)  # (B, P + N)
+    gen = x[:, P:]  # (B, N) view: writing it writes x
+    position_ids = None
+    if attention_mask is not None and not bool(attention_mask.all()):
+        attention_mask = F.pad(attention_mask.long(), (0, N), value=1)  # (B, P + N), masks are real tokens
+        position_ids = padding_position_ids(attention_mask)
+    else:
+        attention_mask = None  # no padding: the model's fast path, no mask tensor
+    block = block_length or N
+    steps_per_block = steps // (N // block)
+    ts = torch.linspace(1, eps, steps_per_block + 1, device=dev)
+    hist_steps = torch.full((B, N), -1, dtype=torch.long, device=dev)
+    hist_conf = torch.zeros(B, N, device=dev)
+    first_conf = torch.full((B, N), math.nan, device=dev)
+    pos = torch.arange(N, device=dev)
+    for step in range(steps):
+        i, lo = step % steps_per_block, (step // steps_per_block) * block
+        in_block = (pos >= lo) & (pos < lo + block)  # (N,)
+        masked = gen == mask_token_id  # (B, N)
+        active = masked & in_block  # (B, N) positions this step may commit
+        if not bool(active.any()):
+            continue  # ('origin' can finish a block early)
+        logits = shift_logits(model(x, attention_mask, position_ids))[:, P:]  # (B, N, V), row j predicts token j
+        logits = logits[masked].float()  # (M, V)
+        logits[:, mask_token_id] = -math.inf  # the mask token is never a prediction
+        x0, conf = sample_tokens(logits, alg, temperature, top_p, top_k, generator)  # (M,), (M,)
+        cand = torch.full_like(gen, mask_token_id).masked_scatter_(masked, x0)  # (B, N)
+        score = torch.full((B, N), -math.inf, device=dev).masked_scatter_(masked, conf)  # (B, N)
+        if step == 0:
+            first_conf = score.masked_fill(~masked, math.nan)
+        score = score.masked_fill(~in_block, -math.inf)
+        t, s, last = ts[i], ts[i + 1], i == steps_per_block - 1
+        if alg == "origin":
+            p = 1.0 if last else float(1 - s / t)
+            commit = active & (torch.rand((B, N), generator=generator, device=dev) < p)
+        else:
+            k = num_to_commit(active.sum() / B, t, s, last)
+            if k == 0:
+                continue
+            if alg_temp > 0:  # k positions drawn without replacement from softmax(score / alg_temp): Gumbel-top-k
+                u = torch.rand((B, N), generator=generator, device=dev).clamp_min(1e-20)
+                idx = (score / alg_temp - torch.log(-torch.log(u))).topk(k, dim=-1).indices  # (B, k)
+            else:
+                idx = score.topk(k, dim=-1).indices  # (B, k)
+            commit = torch.zeros_like(active).scatter_(1, idx, True) & active  # never touch a committed token
+        gen[commit] = cand[commit]
+        hist_steps[commit] = step
+        hist_conf[commit] = score[commit]
+    if return_history:
+        return x, DecodeHistory(hist_steps, hist_conf, first_conf)
+    return x
+
+
+# -----------------------------------------------------------------------------
+# AR-ness (DESIGN.md section 7; the prompt counts as decoded left to right before step 1)
+
+def _check_order(order):
+    order = [int(p) for p in order]
+    if sorted(order) != list(range(len(order))):
+        raise ValueError("order must list each generated position 0..T-1 exactly once, in commit order")
+    return order
+
+
+def local_ar_ness(order, k):
+    """Fraction of steps whose token extends a run of k in-order commits: p_{t-i} = p_t - i, i = 1..k."""
+    order = _check_order(order)
+    seq = list(range(-k, 0)) + order  # k prompt positions (-k..-1) committed in order first
+    hits = sum(all(seq[t - i] == seq[t] - i for i in range(1, k + 1)) for t in range(k, len(seq)))
+    return hits / len(order)
+
+
+def global_ar_ness(order, k):
+    """Fraction of steps that commit one of the k leftmost still-masked positions."""
+    masked, hits = sorted(_check_order(order)), 0
+    for p in order:
+        hits += p in masked[:k]
+        masked.remove(p)
+    return hits / len(order)
+
+
+# -----------------------------------------------------------------------------
+# pictures of the decoding order
+
+PALETTE = ((80, 120, 255), (0, 200, 230), (60, 210, 90), (245, 200, 40), (255, 70, 60))  # early (blue) -> late (red)
+
+
+def step_colour(step, num_steps):
+    f = step / max(1, num_steps - 1) * (len(PALETTE) - 1)
+    a, b, w = PALETTE[int(f)], PALETTE[min(int(f) + 1, len(PALETTE) - 1)], f - int(f)
+    return tuple(round(a[c] + (b[c] - a[c]) * w) for c in range(3))
+
+
+def token_pieces(tok, ids):
+    """Each token's bytes (ids the tokenizer lacks, e.g. padded embedding rows, become b'?')."""
+    out = []
+    for i in ids:
+        try:
+            out.append(tok.token_bytes(int(i)))
+        except ValueError:
+            out.append(b"?")
+    return out
+
+
+def token_texts(tok, ids):
+    return [b.decode("utf-8", errors="replace") for b in token_pieces(tok, ids)]
+
+
+def order_ansi(tok, ids, steps, num_steps):
+    """The tokens coloured by commit step (24-bit ANSI), plus a legend line."""
+    body = "".join(f"\x1b[1;38;2;{r};{g};{b}m{text}\x1b[0m" for text, (r, g, b) in
+                   ((t, step_colour(int(s), num_steps)) for t, s in zip(token_texts(tok, ids), steps)))
+    legend = "".join(f"\x1b[38;2;{r};{g};{b}m\u2588\x1b[0m" for r, g, b in (step_colour(s, 21) for s in range(21)))
+    return f"{body}\n[step 0 {legend} step {num_steps - 1}]"
+
+
+def order_html_doc(tok, samples, num_steps):
+    """An HTML page: one <pre> per sample, each token's background coloured by its commit step."""
+    blocks = []
+    for ids, steps, conf in samples:
+        spans = "".join(f'<span style="background:rgb{step_colour(int(s), num_steps)}" '
+                        f'title="step {int(s)}, confidence {float(c):.3f}">{html.escape(t)}</span>'
+                        for t, s, c in zip(token_texts(tok, ids), steps, conf))
+        blocks.append(f"<pre>{spans}</pre>")
+    return ("<!doctype html><meta charset='utf-8'><title>decoding order</title><body style='font:14px monospace'>"
+            f"<p>Background: the step that committed the token (blue = early, red = late; {num_steps} steps). "
+            f"Hover for the step and confidence.</p>{''.join(blocks)}</body>")
+
+
+# -----------------------------------------------------------------------------
+# loading and the CLI
+
+def pick_model_dir(path):
+    """out_dir as given, except that the default falls back to the other tiny model."""
+    if path != TINY_DIRS[0]:
+        return path
+    for d in TINY_DIRS:
+        if os.path.isfile(os.path.join(d, "config.json")) or latest_checkpoint(d):
+            return d
+    raise FileNotFoundError("no tiny model in out/sft_tiny or out/pretrain_tiny; train it with "
+                            "`python train_pretrain.py config/pretrain_tiny.py` or pass --out_dir=<checkpoint or HF directory>")
+
+
+def load_model(path, device, dtype_str="bfloat16"):
+    """(model, tokenizer, model_dir, meta) from a training out_dir or an HF directory, checking that
+    the tokenizer beside the weights is the one the model was trained with."""
+    model_dir = resolve_model_dir(path)
+    tok = Tokenizer.from_pretrained(model_dir)
+    meta_file = os.path.join(model_dir, "meta.json")
+    meta = {}
+    if os.path.isfile(meta_file):
+        with open(meta_file) as f:
+            meta = json.load(f)
+    if meta.get("tokenizer_identity", tok.identity) != tok.identity:
+        raise ValueError(f"checkpoint {model_dir} was trained with tokenizer {meta['tokenizer_identity']} but its directory holds "
+                         f"tokenizer {tok.identity}; copy the training tokenizer files next to the weights")
+    model = Transformer.from_pretrained(model_dir, device=device, dtype=torch.float32 if dtype_str == "float32" else None)
+    cfg_mask = model.config.mask_token_id
+    if (cfg_mask is not None and cfg_mask != tok.mask_token_id) or tok.vocab_size > model.config.vocab_size:
+        raise ValueError(f"the tokenizer in {model_dir} does not match the model (mask id {tok.mask_token_id} vs config {cfg_mask}, "
+                         f"vocab {tok.vocab_size} vs {model.config.vocab_size} rows); use the tokenizer the model was trained with")
+    return model, tok, model_dir, meta
+
+
+def left_pad(seqs, pad_id, device):
+    """List of id lists -> (input_ids, attention_mask) left-padded to the longest."""
+    T = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad_id] * (T - len(s)) + list(s) for s in seqs], device=device)
+    mask = torch.tensor([[0] * (T - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
+
+
+def stop_ids(tok):
+    """The ids that end a completion (those of <|im_end|>, <|dlm_pad|>, <|endoftext|> the tokenizer has)."""
+    return [tok.special_tokens[s] for s in ("<|im_end|>", "<|dlm_pad|>", "<|endoftext|>") if s in tok.special_tokens]
+
+
+def cut_at_stop(ids, stops):
+    """Generated ids up to (excluding) the first end-of-turn / <|dlm_pad|> / EOS."""
+    ids = [int(i) for i in ids]
+    return ids[:min([ids.index(s) for s in stops if s in ids], default=len(ids))]
+
+
+def read_prompts(path, n):
+    if not path:
+        from tasks import generate_tasks
+        return [t.question for t in generate_tasks("test", n, seed=0)]
+    with open(path) as f:
+        if path.endswith(".jsonl"):
+            prompts = [(r.get("question") or r["prompt"]) for r in map(json.loads, filter(str.strip, f))]
+        else:
+            prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
+    return prompts[:n]
+
+
+def run_analysis(model, tok, cfg, prompts, encode, dev, ctx):
+    """AR-ness@1..4 and the first-step confidence by distance from the prompt, per temperature."""
+    N = cfg.max_new_tokens
+    print(f"\nAR-ness of {len(prompts)} prompts x {N} tokens, one token per step ({cfg.alg}, top_p {cfg.top_p}); "
+          f"the schedule quirk commits 0 tokens at step 0 and 2 at the last")
+    cols = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
+    cols = [c for c in cols if c <= N]
+    rows = []
+    print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | " + " ".join(f"global@{k}" for k in range(1, 5)))
+    for temp in cfg.analyze_temperatures:
+        g = torch.Generator(device=dev).manual_seed(cfg.seed)
+        local, glob, first = [[] for _ in range(4)], [[] for _ in range(4)], []
+        for b in range(0, len(prompts), cfg.analyze_batch):
+            ids, mask = left_pad([encode(p) for p in prompts[b:b + cfg.analyze_batch]], tok.pad_token_id, dev)
+            with ctx:
+                _, h = diffusion_generate(model, ids, mask, max_new_tokens=N, steps=N, temperature=temp, top_p=cfg.top_p,
+                                          top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, eps=cfg.eps,
+                                          mask_token_id=tok.mask_token_id, generator=g, return_history=True)
+            for r in range(ids.size(0)):
+                order = h.order(r)
+                for k in range(4):
+                    local[k].append(local_ar_ness(order, k + 1))
+                    glob[k].append(global_ar_ness(order, k + 1))
+            first.append(h.first_confidence.float().cpu())
+        print(f"{temp:>5.2f} | " + " ".join(f"{fmean(v):7.3f}" for v in local) + " | " + " ".join(f"{fmean(v):8.3f}" for v in glob))
+        rows.append((temp, torch.cat(first).mean(0)))
+    print(f"\nmean first-step confidence ({cfg.alg}) by distance from the prompt (higher = more confident; "
+          "an 'entropy sink' peaks right after the prompt)")
+    print(f"{'temp':>5} | " + " ".join(f"{c:>6}" for c in cols))
+    for temp, curve in rows:
+        print(f"{temp:>5.2f} | " + " ".join(f"{float(curve[c - 1]):6.2f}" for c in cols))
+
+
+def main(argv=None):
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    print_config(cfg)
+    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tok, model_dir, meta = load_model(pick_model_dir(cfg.out_dir), dev, cfg.dtype)
+    ctx = autocast(torch.device(dev).type, cfg.dtype)
+    chat = cfg.chat if cfg.chat is not None else meta.get("config", {}).get("mode") == "sft"
+    encode = (lambda q: tok.encode(tok.diffucoder_prompt(q))) if chat else tok.encode
+    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; chat template {'on' if chat else 'off'}")
+    if cfg.analyze:
+        return run_analysis(model, tok, cfg, read_prompts(cfg.analyze_file, cfg.analyze_n), encode, dev, ctx)
+    text = cfg.prompt
+    if cfg.prompt_file:
+        with (sys.stdin if cfg.prompt_file == "-" else open(cfg.prompt_file)) as f:
+            text = f.read()
+    steps = cfg.steps or cfg.max_new_tokens
+    block = cfg.block_length or cfg.max_new_tokens
+    schedule = commit_schedule(block, steps // max(1, cfg.max_new_tokens // block), cfg.eps)
+    print(f"decoding {cfg.num_samples} x {cfg.max_new_tokens} tokens in {steps} steps ({cfg.alg}, temperature {cfg.temperature}); "
+          f"tokens committed per step{' in each block' if cfg.block_length else ''}: {schedule[:6]}{' ...' if len(schedule) > 6 else ''}")
+    ids = torch.tensor([encode(text)] * cfg.num_samples, device=dev)
+    g = torch.Generator(device=dev).manual_seed(cfg.seed)
+    hook = None
+    if sys.stderr.isatty() and steps >= 32:  # progress: count the forwards
+        done = [0]
+
+        def progress(*_):
+            done[0] += 1
+            print(f"\r  step {done[0]}/{steps}", end="", file=sys.stderr, flush=True)
+        hook = model.register_forward_hook(progress)
+    t0 = time.perf_counter()
+    with ctx:
+        out, hist = diffusion_generate(model, ids, max_new_tokens=cfg.max_new_tokens, steps=steps, temperature=cfg.temperature,
+                                       top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, eps=cfg.eps,
+                                       mask_token_id=tok.mask_token_id, generator=g, return_history=True,
+                                       block_length=cfg.block_length)
+    dt = time.perf_counter() - t0
+    if hook is not None:
+        hook.remove()
+        print(file=sys.stderr)
+    P, stops, pictures = ids.size(1), stop_ids(tok), []
+    for b in range(cfg.num_samples):
+        kept = cut_at_stop(out[b, P:].tolist(), stops)
+        steps_b, conf_b = hist.steps[b, :len(kept)].tolist(), hist.confidence[b, :len(kept)].tolist()
+        print(f"--- sample {b + 1}/{cfg.num_samples} ({len(kept)} of {cfg.max_new_tokens} tokens before a stop token) ---")
+        print(order_ansi(tok, kept, steps_b, steps) if cfg.show_order else b"".join(token_pieces(tok, kept)).decode(errors="replace"))
+        pictures.append((kept, steps_b, conf_b))
+    if cfg.order_html:
+        with open(cfg.order_html, "w") as f:
+            f.write(order_html_doc(tok, pictures, steps))
+        print(f"wrote {cfg.order_html}")
+    n = cfg.num_samples * cfg.max_new_tokens
+    print(f"decoded {cfg.num_samples} x {cfg.max_new_tokens} tokens in {steps} steps: {dt:.2f} s, {n / dt:,.1f} tok/s, "
+          f"{1000 * dt / steps:.1f} ms/step")
+
+
+if __name__ == "__main__":
+    run_cli(main)

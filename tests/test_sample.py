@@ -1,0 +1,356 @@
+"""
+Tests for sample.py: parity of diffusion_generate with a naive reference loop written from the
+algorithm's definition (every alg, top-p/top-k, the steps == max_new_tokens quirk, block decoding),
+batch/left-padding invariance, seeded determinism, the mask token never sampled, the decoding history,
+AR-ness on hand-worked orders, clear one-line errors, and the CLI end to end on a tiny saved model.
+
+Hermetic (tiny random models, a tokenizer trained in the test, files in tmp_path).
+Run: .venv/bin/python -m pytest tests/test_sample.py
+"""
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from model import ModelConfig, Transformer
+import sample
+from sample import (ALGS, commit_schedule, diffusion_generate, filter_logits, global_ar_ness, load_model, local_ar_ness,
+                    main, sample_tokens)
+
+V, MASK = 64, 63
+CFG = dict(vocab_size=V, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64, max_seq_len=48,
+           rope_theta=10000.0, mask_token_id=MASK)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A random model whose next-token distributions are peaked but not saturated (max prob ~0.1-0.7),
+    so confidences of different positions are far apart compared to float rounding."""
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig(**CFG)).eval()
+    with torch.no_grad():
+        m.lm_head.weight.mul_(20.0)
+    return m
+
+
+def prompts(lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, MASK, (n,), generator=g) for n in lengths]
+
+
+# -----------------------------------------------------------------------------
+# the reference: one row, one step, one position at a time, straight from the definition
+
+def ref_distribution(row_logits, temperature, top_p, top_k):
+    """Filtered next-token probabilities of one position, as a list of python floats."""
+    logits = [(-math.inf if v == MASK else float(row_logits[v])) for v in range(V)]
+    if temperature > 0:
+        logits = [z / temperature for z in logits]
+
+    def softmax(z):
+        m = max(z)
+        e = [math.exp(a - m) for a in z]
+        return [a / sum(e) for a in e]
+    if top_p is not None:
+        p, kept, mass = softmax(logits), set(), 0.0
+        for v in sorted(range(V), key=lambda v: -p[v]):
+            if kept and mass > top_p:  # the nucleus: stop once the kept mass exceeds top_p
+                break
+            kept.add(v)
+            mass += p[v]
+        logits = [z if v in kept else -math.inf for v, z in enumerate(logits)]
+    if top_k is not None:
+        kth = sorted(logits, reverse=True)[top_k - 1]
+        logits = [z if z >= kth else -math.inf for z in logits]
+    return softmax(logits)
+
+
+def ref_confidence(p, alg):
+    ranked = sorted(p, reverse=True)
+    if alg == "topk_margin":
+        return ranked[0] - ranked[1]
+    if alg == "entropy":
+        return sum(q * math.log(q + 1e-10) for q in p)
+    return ranked[0]
+
+
+def reference_generate(model, prompt, n_new, steps, alg, top_p=None, top_k=None, block=None, eps=1e-3, origin_seed=0):
+    """Temperature-0 decoding of one prompt. Returns (generated ids, commit step of each position)."""
+    P, block = len(prompt), block or n_new
+    x = prompt.tolist() + [MASK] * n_new
+    when = [None] * n_new
+    per_block = steps // (n_new // block)
+    ts = [1 + (eps - 1) * i / per_block for i in range(per_block + 1)]  # linspace(1, eps, per_block + 1)
+    g = torch.Generator().manual_seed(origin_seed)  # 'origin' needs the sampler's uniforms to be comparable
+    for step in range(steps):
+        i, lo = step % per_block, (step // per_block) * block
+        masked = [j for j in range(lo, lo + block) if x[P + j] == MASK]
+        if not masked:
+            continue
+        with torch.no_grad():
+            raw = model(torch.tensor([x]))[0]  # (T, V): row r is the prediction for token r + 1
+        best = {}
+        for j in masked:
+            p = ref_distribution(raw[P + j - 1], 0.0, top_p, top_k)
+            best[j] = (max(range(V), key=lambda v: p[v]), ref_confidence(p, alg))
+        t, s, last = ts[i], ts[i + 1], i == per_block - 1
+        if alg == "origin":
+            u = torch.rand((1, n_new), generator=g)[0]
+            chosen = [j for j in masked if last or u[j] < 1 - s / t]
+        else:
+            k = len(masked) if last else int(len(masked) * (1 - s / t))
+            chosen = sorted(masked, key=lambda j: -best[j][1])[:k]
+        for j in chosen:
+            x[P + j], when[j] = best[j][0], step
+    return x[P:], when
+
+
+CASES = [  # (alg, n_new, steps, top_p, top_k, block)
+    *[(alg, 10, 10, None, None, None) for alg in ALGS],  # one token per step: the schedule quirk
+    *[(alg, 12, 5, 0.9, None, None) for alg in ALGS],
+    ("entropy", 12, 6, 0.8, 7, None),
+    ("maskgit_plus", 12, 4, None, 5, None),
+    ("entropy", 12, 6, 0.95, None, 4),  # 3 blocks of 4, 2 steps each
+]
+
+
+@pytest.mark.parametrize("alg,n_new,steps,top_p,top_k,block,nucleus_k",  # top-p by a full sort, and by a partial one
+                         [c + (256,) for c in CASES] + [c + (4,) for c in CASES if c[3] is not None])
+def test_matches_reference_loop(model, alg, n_new, steps, top_p, top_k, block, nucleus_k, monkeypatch):
+    monkeypatch.setattr(sample, "NUCLEUS_K", nucleus_k)
+    for prompt in prompts([5, 9], seed=n_new + steps):
+        want, want_steps = reference_generate(model, prompt, n_new, steps, alg, top_p, top_k, block)
+        out, hist = diffusion_generate(model, prompt[None], max_new_tokens=n_new, steps=steps, alg=alg, top_p=top_p,
+                                       top_k=top_k, mask_token_id=MASK, block_length=block, return_history=True,
+                                       generator=torch.Generator().manual_seed(0))
+        assert out[0, :len(prompt)].tolist() == prompt.tolist()
+        assert out[0, len(prompt):].tolist() == want
+        assert hist.steps[0].tolist() == want_steps
+
+
+@pytest.mark.parametrize("nucleus_k", [1, 4, 10, 64])
+@pytest.mark.parametrize("scale", [8.0, 0.5])  # peaked rows (small nuclei: the partial sort), flat rows (fallback)
+def test_top_p_partial_sort_equals_full_sort(nucleus_k, scale, monkeypatch):
+    logits = torch.randn(200, 64, generator=torch.Generator().manual_seed(0)) * scale
+    full = filter_logits(logits, 0.7, 0.9, None)
+    if scale > 1 and nucleus_k >= 4:
+        assert (~full.isinf()).sum(-1).max() <= nucleus_k  # every nucleus fits: the partial path is taken
+    monkeypatch.setattr(sample, "NUCLEUS_K", nucleus_k)
+    assert torch.equal(filter_logits(logits, 0.7, 0.9, None).isinf(), full.isinf())
+
+
+def test_sampling_follows_the_filtered_distribution():
+    logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -math.inf, 1.5, -3.0]).repeat(40000, 1)  # (M, 8)
+    g = torch.Generator().manual_seed(0)
+    x0, conf = sample_tokens(logits, "maskgit_plus", temperature=1.0, top_k=5, generator=g)
+    want = filter_logits(logits[:1], 1.0, None, 5).softmax(-1)[0]  # tokens 4, 5 and 7 removed
+    freq = torch.bincount(x0, minlength=8) / len(x0)
+    assert (freq[want == 0] == 0).all()
+    assert (freq - want).abs().max() < 0.01
+    assert torch.equal(conf, want[x0])  # maskgit_plus: the probability of the drawn token
+
+
+def test_schedule_quirk_and_hand_worked_schedule():
+    assert commit_schedule(8, 8) == [0, 1, 1, 1, 1, 1, 1, 2]  # steps == max_new_tokens: 0 first, 2 last
+    # ts = 1, .75025, .5005, .25075, .001: int(8*.24975)=1, int(7*.33289)=2, int(5*.499)=2, then the 3 left
+    assert commit_schedule(8, 4) == [1, 2, 2, 3]
+    assert commit_schedule(5, 1) == [5]
+
+
+# -----------------------------------------------------------------------------
+# batches, padding, randomness, the mask token
+
+@pytest.mark.parametrize("alg", ["maskgit_plus", "topk_margin", "entropy"])
+def test_left_padded_batch_equals_each_prompt_alone(model, alg):
+    ps = prompts([3, 7, 11], seed=1)
+    T = max(len(p) for p in ps)
+    ids = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), p]) for p in ps])
+    mask = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), torch.ones(len(p), dtype=torch.long)]) for p in ps])
+    kw = dict(max_new_tokens=12, steps=6, alg=alg, top_p=0.95, mask_token_id=MASK)
+    batch = diffusion_generate(model, ids, mask, **kw)[:, T:]
+    for b, p in enumerate(ps):
+        assert batch[b].tolist() == diffusion_generate(model, p[None], **kw)[0, len(p):].tolist()
+
+
+@pytest.mark.parametrize("alg,alg_temp", [("entropy", 0.0), ("maskgit_plus", 0.5), ("entropy", 1e-4), ("origin", 0.0)])
+def test_seeded_generator_is_deterministic_and_temperature_matters(model, alg, alg_temp):
+    ids = torch.stack(prompts([6, 6], seed=2))
+    kw = dict(max_new_tokens=16, steps=8, alg=alg, alg_temp=alg_temp, top_p=0.95, mask_token_id=MASK)
+
+    def run(temperature, seed):
+        return diffusion_generate(model, ids, temperature=temperature, generator=torch.Generator().manual_seed(seed), **kw)
+    a, b, c = run(1.0, 7), run(1.0, 7), run(1.0, 8)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a, run(0.0, 7))
+
+
+class MaskLover(torch.nn.Module):
+    """A model whose favourite prediction is the mask token everywhere."""
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, idx, attention_mask=None, position_ids=None):
+        logits = self.inner(idx, attention_mask, position_ids)
+        logits[..., MASK] += 100.0
+        return logits
+
+
+@pytest.mark.parametrize("alg", ALGS)
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_mask_token_is_never_sampled(model, alg, temperature):
+    m = MaskLover(model)
+    ids = torch.stack(prompts([5, 5], seed=3))
+    assert (m(ids).argmax(-1) == MASK).all()  # without the -inf, masks would come out
+    out = diffusion_generate(m, ids, max_new_tokens=10, steps=5, alg=alg, temperature=temperature, top_k=3,
+                             mask_token_id=MASK, generator=torch.Generator().manual_seed(0))
+    assert not (out[:, 5:] == MASK).any()
+
+
+# -----------------------------------------------------------------------------
+# history
+
+@pytest.mark.parametrize("n_new,steps", [(12, 12), (12, 5), (16, 3)])
+def test_history_is_consistent_with_the_schedule(model, n_new, steps):
+    ids = torch.stack(prompts([4, 4, 4], seed=4))
+    _, h = diffusion_generate(model, ids, max_new_tokens=n_new, steps=steps, alg="entropy", temperature=0.5, top_p=0.95,
+                              mask_token_id=MASK, return_history=True, generator=torch.Generator().manual_seed(0))
+    expected = [s for s, k in enumerate(commit_schedule(n_new, steps)) for _ in range(k)]
+    for b in range(3):
+        assert sorted(h.steps[b].tolist()) == expected
+        assert h[b, 0] == h.steps[b, 0]  # history[b, j] is the step, as DESIGN.md section 3 says
+        assert sorted(h.order(b)) == list(range(n_new))
+    assert torch.isfinite(h.first_confidence).all() and (h.first_confidence <= 0).all()  # negative entropies
+    assert (h.confidence <= 0).all()
+    if n_new == steps:  # the quirk: nothing at step 0, two at the last step
+        assert (h.steps != 0).all() and ((h.steps == steps - 1).sum(1) == 2).all()
+
+
+# -----------------------------------------------------------------------------
+# AR-ness, on orders worked out by hand (the prompt counts as decoded in order before step 1)
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_ar_ness_left_to_right_is_one(k):
+    assert local_ar_ness(range(8), k) == 1.0
+    assert global_ar_ness(list(range(8)), k) == 1.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_ar_ness_right_to_left(k):
+    order = list(range(7, -1, -1))
+    assert local_ar_ness(order, k) == 0.0  # no token ever follows its left neighbour
+    assert global_ar_ness(order, k) == k / 8  # only the last k steps take one of the k leftmost masks
+
+
+def test_ar_ness_two_branches():
+    # branch B (positions 4-7) written left to right, then branch A (0-3): every token but the
+    # branch starts extends a run; only branch A takes the leftmost masks
+    order = [4, 5, 6, 7, 0, 1, 2, 3]
+    assert local_ar_ness(order, 1) == 6 / 8
+    assert local_ar_ness(order, 2) == 4 / 8  # 5 and 1 only extend a run of one
+    assert global_ar_ness(order, 1) == 4 / 8
+    assert global_ar_ness(order, 5) == 1.0  # each step takes one of the 5 leftmost masks
+    # the two branches interleaved: only the first token extends the prompt; 0,1,2,3 and the final 7 are leftmost
+    order = [0, 4, 1, 5, 2, 6, 3, 7]
+    assert local_ar_ness(order, 1) == 1 / 8
+    assert global_ar_ness(order, 1) == 5 / 8
+    assert global_ar_ness(order, 2) == 6 / 8  # + position 6 when only {3, 6, 7} are left
+    # the prompt convention: a first step that skips position 0 breaks both
+    assert local_ar_ness([1, 0, 2, 3], 1) == 1 / 4 and global_ar_ness([1, 0, 2, 3], 1) == 3 / 4
+    with pytest.raises(ValueError):
+        local_ar_ness([0, 2], 1)
+
+
+# -----------------------------------------------------------------------------
+# errors
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(max_new_tokens=40), "exceeds the model's context of 48"),
+    (dict(steps=0), "steps must be between 1 and"),
+    (dict(steps=13), "steps must be between 1 and"),
+    (dict(alg="greedy"), "unknown alg 'greedy'"),
+    (dict(block_length=5), "block_length 5 must divide"),
+    (dict(attention_mask=torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 1, 0]])), "left-padded"),
+])
+def test_bad_arguments_give_one_line_errors(model, kw, needle):
+    args = {**dict(max_new_tokens=12, steps=6, alg="entropy", mask_token_id=MASK), **kw}
+    with pytest.raises(ValueError) as e:
+        diffusion_generate(model, prompts([10])[0][None], **args)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def code_corpus(seed, n=300):
+    rng = random.Random(seed)
+    word = lambda: "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(2, 8)))  # noqa: E731
+    return [f"def {word()}({word()}, {word()}):\n    return {word()} * {rng.randint(0, 99)} + {word()}\n" for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny model and a trained tokenizer saved together, like a training checkpoint."""
+    from tokenizer import Tokenizer
+    tok = Tokenizer.train(iter(code_corpus(0)), vocab_size=300)
+    d = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig(**{**CFG, "vocab_size": tok.vocab_size, "mask_token_id": tok.mask_token_id, "max_seq_len": 256}))
+    m.save_pretrained(d)
+    tok.save(d)
+    (d / "meta.json").write_text(json.dumps({"tokenizer_identity": tok.identity, "config": {"mode": "pretrain"}}))
+    return d, tok
+
+
+def test_mismatched_tokenizer_is_a_one_line_error(saved, tmp_path):
+    from tokenizer import Tokenizer
+    d, tok = saved
+    other = Tokenizer.train(iter(code_corpus(1)), vocab_size=290)  # other merges, other mask id
+    bad = tmp_path / "bad"
+    Transformer.from_pretrained(d).save_pretrained(bad)
+    other.save(bad)
+    (bad / "meta.json").write_text((d / "meta.json").read_text())  # trained with `tok`, ships `other`
+    with pytest.raises(ValueError, match="trained with tokenizer") as e:
+        load_model(str(bad), "cpu")
+    assert "\n" not in str(e.value)
+    (bad / "meta.json").unlink()  # an HF-style dir without meta.json: the mask id check catches it
+    with pytest.raises(ValueError, match="does not match the model"):
+        load_model(str(bad), "cpu")
+    r = subprocess.run([sys.executable, "sample.py", f"--out_dir={bad}"], capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 1 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+
+
+def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="python train_pretrain.py config/pretrain_tiny.py"):
+        main([])
+
+
+# -----------------------------------------------------------------------------
+# the CLI
+
+def test_cli_samples_and_draws_the_order(saved, tmp_path, capsys):
+    d, tok = saved
+    html_file = tmp_path / "order.html"
+    main([f"--out_dir={d}", "--prompt=def f(x):", "--max_new_tokens=12", "--num_samples=2", "--show_order=True",
+          f"--order_html={html_file}", "--device=cpu", "--dtype=float32", "--chat=True", "--temperature=0.5"])
+    out = capsys.readouterr().out
+    assert "sample 2/2" in out and "\x1b[1;38;2;" in out and "tok/s" in out
+    assert html_file.read_text().count("<pre>") == 2
+
+
+def test_cli_analyze_prints_the_ar_ness_table(saved, tmp_path, capsys):
+    d, _ = saved
+    f = tmp_path / "prompts.txt"
+    f.write_text("def add(a, b):\nclass Foo:\nimport os\\nprint(\n")
+    main([f"--out_dir={d}", "--analyze=True", f"--analyze_file={f}", "--max_new_tokens=8", "--analyze_batch=2",
+          "--analyze_temperatures=[0.0, 1.0]", "--device=cpu", "--dtype=float32"])
+    out = capsys.readouterr().out
+    assert "local@4" in out and "global@4" in out and "by distance from the prompt" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith(("0.00 |", "1.00 |"))]
+    assert len(rows) == 4  # one AR-ness row and one entropy-sink row per temperature
