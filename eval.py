@@ -70,7 +70,7 @@ tiny_n = 500
 results_dir = ""  # samples.jsonl, settings.json, results.json ('': out/eval/<model>/<benchmark>-<style>-<settings hash>)
 # decoding (DiffuCoder: alg entropy, alg_temp 0, steps = max_new_tokens; greedy for pass@1)
 n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples
-max_new_tokens = None  # None: 128 for tiny, 512 for the others
+max_new_tokens = None  # None: 64 for tiny (answers are <= 56 tokens), 512 for the others
 steps = None  # None: max_new_tokens (one token per step)
 temperature = 0.0
 top_p = None
@@ -360,7 +360,7 @@ def main(argv=None):
     if cfg.n_samples < 1 or (cfg.limit is not None and cfg.limit < 1):
         raise ValueError("n_samples and limit must be >= 1")
     n = cfg.n_samples
-    N = cfg.max_new_tokens or (128 if cfg.benchmark == "tiny" else 512)
+    N = cfg.max_new_tokens or (64 if cfg.benchmark == "tiny" else 512)
     style = "chat" if cfg.benchmark == "tiny" else cfg.prompt_style
     dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))

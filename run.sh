@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's two commands. Each makes a local virtualenv (.venv) and installs requirements.txt on first use.
-#   bash run.sh          the main job on the embedded default: prepare the stdlib corpus, pre-train the tiny model
+#   bash run.sh          the main job on the embedded default: data -> masked-diffusion pre-training -> SFT -> eval
 #   bash run.sh test     the test suite (what CI runs)
+# Every stage skips work already done (prepare_data.py is idempotent, training resumes from its last
+# checkpoint and stops at once when it is complete, eval.py reuses its samples), so a killed run just reruns.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -21,8 +23,12 @@ case "${1:-tiny}" in
     ;;
   tiny)
     start=$(date +%s)
-    .venv/bin/python prepare_data.py
-    .venv/bin/python train_pretrain.py config/pretrain_tiny.py
+    stage() { local t0; t0=$(date +%s); echo "== $1"; "${@:2}"; echo "== $1: $(( $(date +%s) - t0 )) s"; }
+    stage "data: stdlib corpus + tokenizer" .venv/bin/python prepare_data.py
+    stage "data: tiny code tasks" .venv/bin/python prepare_data.py --kind=tasks
+    stage "masked-diffusion pre-training" .venv/bin/python train_pretrain.py config/pretrain_tiny.py
+    stage "conditional SFT on the tiny tasks" .venv/bin/python train_pretrain.py config/sft_tiny.py
+    stage "eval: held-out tiny tasks, greedy pass@1" .venv/bin/python eval.py --out_dir=out/sft_tiny --benchmark=tiny
     echo "== total $(( $(date +%s) - start )) s"
     ;;
   *)

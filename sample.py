@@ -59,7 +59,7 @@ import torch.nn.functional as F
 
 from common import autocast, latest_checkpoint, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
-from model import Transformer, padding_position_ids, shift_logits
+from model import Transformer, padding_position_ids, predictor_rows
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -231,8 +231,9 @@ def diffusion_generate(model, input_ids, attention_mask=None, *, max_new_tokens,
         active = masked & in_block  # (B, N) positions this step may commit
         if not bool(active.any()):
             continue  # ('origin' can finish a block early)
-        logits = shift_logits(model(x, attention_mask, position_ids))[:, P:]  # (B, N, V), row j predicts token j
-        logits = logits[masked].float()  # (M, V)
+        wanted = torch.cat([torch.zeros_like(masked[:, :1]).expand(B, P), masked], dim=1)  # (B, P + N) masked positions
+        # the LM head runs only on the rows that predict a masked position: (M, V) in the order of masked
+        logits = model(x, attention_mask, position_ids, output_rows=predictor_rows(wanted)).float()
         logits[:, mask_token_id] = -math.inf  # the mask token is never a prediction
         x0, conf = sample_tokens(logits, alg, temperature, top_p, top_k, generator)  # (M,), (M,)
         cand = torch.full_like(gen, mask_token_id).masked_scatter_(masked, x0)  # (B, N)

@@ -9,12 +9,12 @@ n_head = 4
 n_kv_head = 2
 n_embd = 256
 intermediate_size = 768
-# 16 sequences x 256 tokens = 4,096 tokens per step
+# 16 sequences x 256 tokens = 4,096 tokens per step; 1,200 steps = 4.9M tokens, ~1.5 epochs of the 3.4M-token corpus
 batch_size = 16
-max_steps = 600
+max_steps = 1200
 learning_rate = 2e-3
 warmup_steps = 30
-eval_interval = 100
+eval_interval = 200
 eval_batches = 8
-ckpt_interval = 100
+ckpt_interval = 200
 dtype = "bfloat16"

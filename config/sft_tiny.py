@@ -6,12 +6,12 @@ out_dir = "out/sft_tiny"
 sft_file = "data/tasks/train.jsonl"
 # chat prompt ~87 tokens (max 133) + answer + <|im_end|> (max 56) -> every record fits in 192; the rest is <|dlm_pad|>
 block_size = 192
-# 16 rows x 192 tokens = 3,072 tokens per step; 600 steps = 9,600 rows, about half an epoch of the 20,000 train tasks
+# 16 rows x 192 tokens = 3,072 tokens per step; 1,500 steps = 24,000 rows, 1.2 epochs of the 20,000 train tasks
 batch_size = 16
-max_steps = 600
+max_steps = 1500
 learning_rate = 1e-3
 warmup_steps = 20
-eval_interval = 100
+eval_interval = 250
 eval_batches = 4
-ckpt_interval = 100
+ckpt_interval = 250
 dtype = "bfloat16"

@@ -197,8 +197,8 @@ class MaskLover(torch.nn.Module):
         super().__init__()
         self.inner, self.config = inner, inner.config
 
-    def forward(self, idx, attention_mask=None, position_ids=None):
-        logits = self.inner(idx, attention_mask, position_ids)
+    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None):
+        logits = self.inner(idx, attention_mask, position_ids, output_rows=output_rows)
         logits[..., MASK] += 100.0
         return logits
 
