@@ -176,7 +176,8 @@ def prepare_tasks(cfg):
     out_dir = "data/tasks" if cfg.out_dir == "data/stdlib" else cfg.out_dir
     for split, n in (("train", cfg.tasks_train), ("test", cfg.tasks_test)):
         path = os.path.join(out_dir, f"{split}.jsonl")
-        stamp = json.dumps(dict(split=split, n=n, seed=cfg.tasks_seed))
+        generator = hashlib.sha1(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks.py"), "rb").read()).hexdigest()
+        stamp = json.dumps(dict(split=split, n=n, seed=cfg.tasks_seed, generator=generator[:16]))  # a changed tasks.py regenerates
         if os.path.isfile(path) and os.path.isfile(path + ".settings") and open(path + ".settings").read() == stamp:
             print(f"{path} is already prepared with these settings; nothing to do.")
             continue

@@ -358,7 +358,9 @@ def make_task(task_id, family, parts, name, rng):
     namespace = {}
     exec(solution, namespace)  # trusted: we wrote it
     checks = [f"{name}({v!r}) == {namespace[name](v)!r}" for v in inputs]
-    question = (f"Write a Python function `{name}({param})` that returns {desc}.\nExamples:\n"
+    # the signature is shown as `def name(arg):` so that it tokenizes as in the answer (" take" after "def",
+    # not "take" after a backtick): a tiny model can then copy it, and the task is about the body
+    question = (f"Write a Python function `def {name}({param}):` that returns {desc}.\nExamples:\n"
                 + "\n".join(checks[:NUM_EXAMPLES]))
     task = Task(task_id=task_id, family=family, difficulty=DIFFICULTY[family], entry_point=name,
                 question=question, tests=["assert " + ch for ch in checks], solution=solution,

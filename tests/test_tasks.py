@@ -62,7 +62,7 @@ def test_fields(train, heldout):
             assert t.template.startswith(t.family + ":")
             assert 3 <= len(t.tests) <= 6 and len(set(t.tests)) == len(t.tests)
             assert all(x.startswith(f"assert {t.entry_point}(") for x in t.tests)
-            assert t.question.startswith(f"Write a Python function `{t.entry_point}(")
+            assert t.question.startswith(f"Write a Python function `def {t.entry_point}(")
             for x in t.tests[:tasks.NUM_EXAMPLES]:  # the examples shown are the first tests
                 assert x[len("assert "):] in t.question
             assert len(t.question) < 320 and len(t.solution) < 200  # fits a 256-512 token context
