@@ -1,11 +1,12 @@
 """
 Peak host memory of Transformer.from_pretrained on a random bf16 checkpoint (not a test).
 
-    python bench_load.py                      # ~1B parameters (Qwen2.5-1.5B-like shape, 2 GB bf16)
+    python bench_load.py                      # ~1.1B parameters (a TinyLlama-like shape, 2.1 GB bf16)
     python bench_load.py --layers=28 --hidden=3584 --intermediate=18944 --heads=28 --kv_heads=4   # the 7B shape (15 GB)
 
 Writes the checkpoint (in a child process, so its memory does not count), then loads it in another
-child and prints the child's peak RSS next to the checkpoint size.
+child, touches every weight (safetensors maps the file, so untouched pages would not count), and prints
+the child's peak RSS next to the checkpoint size.
 """
 
 import argparse
@@ -36,18 +37,20 @@ def load(path):
     t0 = time.time()
     model = Transformer.from_pretrained(path)
     n = model.num_params()
+    checksum = sum(p.float().sum().item() for p in model.parameters())  # read every page
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    print(f"loaded {n / 1e9:.2f}B parameters ({next(model.parameters()).dtype}) in {time.time() - t0:.1f}s; peak RSS {peak:.2f} GiB")
+    print(f"loaded {n / 1e9:.2f}B parameters ({next(model.parameters()).dtype}) and read them all in {time.time() - t0:.1f}s "
+          f"(checksum {checksum:.1f}); peak RSS {peak:.2f} GiB")
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--layers", type=int, default=24)
+    p.add_argument("--layers", type=int, default=22)
     p.add_argument("--hidden", type=int, default=2048)
-    p.add_argument("--intermediate", type=int, default=8192)
-    p.add_argument("--heads", type=int, default=16)
+    p.add_argument("--intermediate", type=int, default=5632)
+    p.add_argument("--heads", type=int, default=32)
     p.add_argument("--kv_heads", type=int, default=4)
-    p.add_argument("--vocab", type=int, default=32768)
+    p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--role", default="main")
     p.add_argument("--path", default="")
     a = p.parse_args()
