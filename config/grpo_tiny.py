@@ -4,7 +4,7 @@ init_from = "out/sft_tiny"
 out_dir = "out/grpo_tiny"
 train_file = "data/tasks/train.jsonl"
 eval_file = "data/tasks/test.jsonl"
-eval_n = 200  # held-out tasks, greedy pass@1 at the start, every eval_interval steps and at the end
+eval_n = 100  # held-out tasks, greedy pass@1 at the start, every eval_interval steps and at the end
 eval_interval = 10
 # rollout: 4 prompts x 8 completions = 32 sequences per step; answers are <= 56 tokens
 prompts_per_step = 4
@@ -17,7 +17,7 @@ micro_batch_size = 8
 num_iterations = 2
 beta = 0.01
 # a tiny model needs a far larger step than the 7B's 1e-6
-learning_rate = 2e-5
+learning_rate = 1e-4
 max_steps = 20
 ref_sync_steps = 16
 ckpt_interval = 5
