@@ -102,6 +102,14 @@ def autocast(device_type, dtype):
     return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
 
 
+def make_optimizer(model, lr, betas, weight_decay):
+    """AdamW (fused kernels, on CPU too) with weight decay on the matrices only, not on norms and biases."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=betas, fused=True)
+
+
 def lr_at(step, max_lr, warmup_steps, total_steps, min_lr_ratio):
     """Linear warmup, then cosine decay to min_lr_ratio * max_lr at total_steps."""
     if step < warmup_steps:

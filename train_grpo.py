@@ -260,7 +260,7 @@ def seeded(*keys):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, resolve_model_dir,
+    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
                         rng_state, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
     from sample import cut_at_stop, diffusion_generate, stop_ids
@@ -289,10 +289,7 @@ def main(argv=None):
     if cfg.beta > 0:
         ref, _ = build_model(d, parallel if parallel == "fsdp" else "none", False, init_dir=init_dir)
         ref.requires_grad_(False).eval()
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=True)
+    optimizer = make_optimizer(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     start_step, history = 0, []
     if ckpt is not None:
         meta = load_training_state(ckpt, model, optimizer, {"ref_model": ref} if ref is not None else None)

@@ -173,7 +173,7 @@ def truncate_rows(x, maskable, fraction, eos_id, generator):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at,
+    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer,
                         matmul_flops, read_meta, resolve_model_dir, rng_state, save_checkpoint, set_grad_sync, sync)
     from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
     from model import ModelConfig, predictor_rows
@@ -232,10 +232,7 @@ def main(argv=None):
         model.config.max_seq_len = cfg.block_size
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tok.vocab_size} ids but the model only {model.config.vocab_size} rows; they do not belong together.")
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), fused=True)
+    optimizer = make_optimizer(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     start_step, history = 0, []
     if ckpt is not None:
         meta = load_training_state(ckpt, model, optimizer)
