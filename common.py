@@ -63,6 +63,7 @@ class Dist:
 
     def close(self):
         if self.ddp and dist.is_initialized():
+            dist.barrier()  # ranks tear gloo down together (else a rank can abort in a gloo thread at exit)
             dist.destroy_process_group()
 
 
