@@ -356,9 +356,8 @@ def main(argv=None):
         mine = eval_records[d.rank * n:(d.rank + 1) * n]
         real = len(mine)
         mine = mine + eval_records[:n - real]  # equal work per rank (FSDP needs matching forwards)
-        tasks = [type("T", (), {"question": r["question"], "tests": r["tests"]})() for r in mine]
         model.eval()
-        res = evaluate_tasks(model, tok, tasks, max_new_tokens=C, steps=n_steps, temperature=0.0,
+        res = evaluate_tasks(model, tok, mine, max_new_tokens=C, steps=n_steps, temperature=0.0,
                              batch_size=cfg.micro_batch_size, dtype=cfg.dtype, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers)
         model.train()
         solved = sum(t["pass@1"] for t in res["per_task"][:real])
