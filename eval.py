@@ -53,7 +53,7 @@ import torch
 from common import autocast, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
 from execution import extract_code, format_reward, run_tests_batch
-from sample import cut_at_stop, diffusion_generate, left_pad, load_model, pick_model_dir, stop_ids
+from sample import completion_text, diffusion_generate, left_pad, load_model, pick_model_dir
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
     gen = torch.Generator(device=dev).manual_seed(seed)
     ids = [tok.encode(p + prefill) for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    stops, out, t0 = stop_ids(tok), [None] * len(ids), time.perf_counter()
+    out, t0 = [None] * len(ids), time.perf_counter()
     for b in range(0, len(order), batch_size):
         rows = order[b:b + batch_size]
         x, mask = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)  # (B, P)
@@ -141,8 +141,7 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
                                       temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
                                       mask_token_id=tok.mask_token_id, generator=gen)  # (B, P + N)
         for r, i in enumerate(rows):
-            kept = cut_at_stop(seqs[r, x.size(1):].tolist(), stops)
-            out[i] = tok.decode([t for t in kept if t < tok.vocab_size])
+            out[i] = completion_text(tok, seqs[r, x.size(1):].tolist())
         if progress:
             print(progress_line("generated", b + len(rows), len(ids), time.perf_counter() - t0), flush=True)
     return out

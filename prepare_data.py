@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from configurator import ConfigError, config_keys, configure, print_config, run_cli
+from configurator import config_keys, configure, print_config, run_cli
 
 # -----------------------------------------------------------------------------
 kind = "corpus"  # 'corpus' (token files for pre-training), 'tasks' (the tiny code tasks as jsonl) or 'acecode' (GRPO prompts)

@@ -392,6 +392,12 @@ def cut_at_stop(ids, stops):
     return ids[:min([ids.index(s) for s in stops if s in ids], default=len(ids))]
 
 
+def completion_text(tok, ids):
+    """The text of a generated completion: cut at the first stop token, without ids past the
+    tokenizer's vocabulary (the padded embedding rows, which an under-trained model can sample)."""
+    return tok.decode([i for i in cut_at_stop(ids, stop_ids(tok)) if i < tok.vocab_size])
+
+
 def read_prompts(path, n):
     if not path:
         from tasks import generate_tasks

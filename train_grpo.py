@@ -263,7 +263,7 @@ def main(argv=None):
     from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
                         rng_state, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
-    from sample import cut_at_stop, diffusion_generate, stop_ids
+    from sample import completion_text, diffusion_generate
     from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
@@ -300,7 +300,7 @@ def main(argv=None):
             print(f"resuming from {ckpt} at step {start_step}")
     train_records = read_task_records(cfg.train_file)
     eval_records = read_task_records(cfg.eval_file)[:cfg.eval_n] if cfg.eval_n > 0 else []
-    mask_id, eot_id, stops = tok.mask_token_id, tok.im_end_id, stop_ids(tok)
+    mask_id, eot_id = tok.mask_token_id, tok.im_end_id
     C = cfg.max_completion_length
     n_steps = cfg.diffusion_steps or C
     local_prompts = cfg.prompts_per_step // d.world_size
@@ -400,7 +400,7 @@ def main(argv=None):
             attn[i, P_max - len(p):] = 1
         comp_ids = input_ids[:, P_max:]
         cmask, truncated = completion_mask(comp_ids, eot_id)
-        texts = [tok.decode([i for i in cut_at_stop(row.tolist(), stops) if i < tok.vocab_size]) for row in comp_ids]
+        texts = [completion_text(tok, row.tolist()) for row in comp_ids]
 
         # 2. rewards
         t1 = time.time()
@@ -467,7 +467,6 @@ def main(argv=None):
         n = m[8].item()
         mean_r = m[0].item() / n
         std_r = math.sqrt(max(0.0, m[1].item() / n - mean_r ** 2))
-        dt = time.time() - t0
         done = step + 1
         if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
             tokens = n * C * n_steps / max(t_rollout, 1e-9)

@@ -153,13 +153,12 @@ class SFTData:
 
     def rows(self, start, n):
         N = len(self.x)
-        idx = []
+        perms, idx = {}, []
         for p in range(start, start + n):
             epoch, i = divmod(p, N)
-            if not idx or epoch != cur_epoch:
-                cur_epoch = epoch
-                perm = torch.randperm(N, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
-            idx.append(perm[i].item())
+            if epoch not in perms:
+                perms[epoch] = torch.randperm(N, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
+            idx.append(perms[epoch][i].item())
         return self.x[idx], self.maskable[idx]
 
 
