@@ -103,6 +103,19 @@ def autocast(device_type, dtype):
     return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
 
 
+def epoch_indices(start, count, n, seed):
+    """Indices into a dataset of n items for the global sample numbers start .. start+count-1:
+    epochs over a permutation reshuffled per epoch (seeded by (seed, epoch)), so the data cursor is
+    just the sample number and resuming needs no loader state."""
+    perms, idx = {}, []
+    for p in range(start, start + count):
+        epoch, i = divmod(p, n)
+        if epoch not in perms:
+            perms[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        idx.append(perms[epoch][i].item())
+    return idx
+
+
 def make_optimizer(model, lr, betas, weight_decay):
     """AdamW (fused kernels, on CPU too) with weight decay on the matrices only, not on norms and biases."""
     decay = [p for p in model.parameters() if p.dim() >= 2]

@@ -260,7 +260,7 @@ def seeded(*keys):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
+    from common import (Dist, autocast, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
                         rng_state, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
     from sample import completion_text, diffusion_generate
@@ -378,11 +378,7 @@ def main(argv=None):
             group["lr"] = lr
         # which prompts: epochs over a permutation, the cursor is the step
         first = step * cfg.prompts_per_step + d.rank * local_prompts
-        epoch_of = lambda p: p // len(train_records)  # noqa: E731
-        records = []
-        for p in range(first, first + local_prompts):
-            perm = torch.randperm(len(train_records), generator=seeded(cfg.seed, 7, epoch_of(p)))
-            records.append(train_records[perm[p % len(train_records)].item()])
+        records = [train_records[i] for i in epoch_indices(first, local_prompts, len(train_records), cfg.seed)]
 
         # 1. rollout
         groups = rollout(step, records, first)

@@ -152,13 +152,8 @@ class SFTData:
         self.x, self.maskable, self.seed = x, maskable, seed
 
     def rows(self, start, n):
-        N = len(self.x)
-        perms, idx = {}, []
-        for p in range(start, start + n):
-            epoch, i = divmod(p, N)
-            if epoch not in perms:
-                perms[epoch] = torch.randperm(N, generator=torch.Generator().manual_seed(self.seed * 7919 + epoch))
-            idx.append(perms[epoch][i].item())
+        from common import epoch_indices
+        idx = epoch_indices(start, n, len(self.x), self.seed)
         return self.x[idx], self.maskable[idx]
 
 
