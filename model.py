@@ -22,6 +22,9 @@ Notes:
 2. A (B,1,T,T) boolean mask can be passed directly (AR->diffusion attention annealing uses it).
 3. `Transformer.from_pretrained` builds the model on the meta device and assigns the checkpoint
    tensors shard by shard: a bf16 7B checkpoint never exists as an fp32 copy in host RAM.
+4. For decoding, the caller can compute the RoPE tables once (`rope=rope_cos_sin(...)`) and the 4D
+   mask once, and a `KVCache` lets a forward recompute only some rows of a sequence (sample.py's
+   Fast-dLLM-style prefix/dual caches). The training path never uses either.
 """
 
 import json
@@ -111,12 +114,36 @@ class RMSNorm(nn.Module):
         return self.weight * x.to(dtype)
 
 
-def rope_cos_sin(position_ids, head_dim, theta, dtype):
-    """cos, sin of shape (B, 1, T, head_dim) for the rotate-half layout, computed in fp32."""
+def rope_cos_sin(position_ids, head_dim, theta):
+    """fp32 cos, sin of shape (B, 1, T, head_dim) for the rotate-half layout."""
     inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim))
     freqs = position_ids[:, :, None].float() * inv_freq  # (B, T, D/2)
     emb = torch.cat([freqs, freqs], dim=-1)[:, None]  # (B, 1, T, D)
-    return emb.cos().to(dtype), emb.sin().to(dtype)
+    return emb.cos(), emb.sin()
+
+
+class KVCache:
+    """Every layer's keys and values (after RoPE) of a whole (B, T) sequence, so that a forward can
+    recompute only the rows start:end and attend to the cached rest (sample.py's prefix/dual caches).
+
+    A forward over the whole sequence with start = None (re)fills it. A forward over
+    idx = x[:, start:end] (with those rows' position ids and (B, 1, end - start, T) mask rows) writes the
+    fresh keys/values of its rows into the cache and attends to all T of them: exact for the cached rows
+    whose hidden states have not changed since the fill, an approximation for the others (attention is
+    bidirectional, so a changed token changes every row's hidden states in the layers above)."""
+
+    def __init__(self):
+        self.k, self.v = {}, {}  # layer -> (B, Hkv, T, D)
+        self.start = self.end = None  # rows the next forward recomputes (None: all of them, a refill)
+
+    def update(self, layer, k, v):
+        """Store or splice in one layer's fresh keys/values (B, Hkv, rows, D); return the full (B, Hkv, T, D) ones."""
+        if self.start is None:
+            self.k[layer], self.v[layer] = k, v
+        else:
+            self.k[layer][:, :, self.start:self.end] = k
+            self.v[layer][:, :, self.start:self.end] = v
+        return self.k[layer], self.v[layer]
 
 
 def apply_rope(x, cos, sin):
@@ -133,12 +160,14 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.n_embd, config.n_kv_head * self.head_dim, bias=True)
         self.o_proj = nn.Linear(config.n_head * self.head_dim, config.n_embd, bias=False)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, cos, sin, mask, kv_cache=None, layer=0):
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, T, D)
         v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer, k, v)  # (B, Hkv, T_all, D): the cached rows and these
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False,
                                            enable_gqa=self.n_kv_head != self.n_head)  # (B, H, T, D)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
@@ -163,8 +192,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.n_embd, config.rms_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, mask):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+    def forward(self, x, cos, sin, mask, kv_cache=None, layer=0):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, kv_cache, layer)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -205,36 +234,44 @@ class Transformer(nn.Module):
         n = self.num_params(exclude_embedding=True)
         return 6 * n + 12 * c.n_layer * c.n_head * c.head_dim * seq_len
 
-    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None):
+    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None, rope=None, kv_cache=None):
         """idx (B, T) -> logits (B, T, V) in fp32; row i predicts token i+1 (see `shift_logits`).
-        With output_rows (B, T) bool, only those rows go through the LM head: logits (N, V).
+        With output_rows, only those rows go through the LM head: logits (N, V) in their order.
+        output_rows: (B, T) bool, or a pair of (N,) long tensors (batch index, row index).
 
         attention_mask: None (all tokens attend to all), a (B, T) 0/1 padding mask, or a
         (B, 1, T, T) bool mask (True = may attend). position_ids: (B, T); by default arange(T),
-        or cumsum(mask) - 1 when a padding mask is given."""
+        or cumsum(mask) - 1 when a padding mask is given. rope: the (cos, sin) of these rows from
+        `rope_cos_sin` (fp32, cast here), to skip recomputing them from position_ids.
+        kv_cache: a `KVCache`; when its start is set, idx holds the rows start:end of the cached
+        sequence, attention_mask must be None or (B, 1, T, T_all) and position_ids default to start:end."""
         B, T = idx.shape
         if T > self.config.max_seq_len:
             raise ValueError(f"sequence length {T} exceeds max_seq_len={self.config.max_seq_len}; shorten the input.")
+        offset = 0 if kv_cache is None or kv_cache.start is None else kv_cache.start
         mask = None
         if attention_mask is not None:
-            if attention_mask.dim() == 2:
+            if attention_mask.dim() == 2 and offset == 0:
                 if position_ids is None:
                     position_ids = padding_position_ids(attention_mask)
                 mask = padding_attention_mask(attention_mask)
             elif attention_mask.dim() == 4:
                 mask = attention_mask.bool()
             else:
-                raise ValueError(f"attention_mask must be (B, T) or (B, 1, T, T), got shape {tuple(attention_mask.shape)}.")
-        if position_ids is None:
-            position_ids = torch.arange(T, device=idx.device).expand(B, T)
+                raise ValueError(f"attention_mask must be (B, T) or (B, 1, T, T) (with a filled kv_cache: (B, 1, T, T_all)), "
+                                 f"got shape {tuple(attention_mask.shape)}.")
         x = self.model.embed_tokens(idx)  # (B, T, C)
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta, dtype)
-        for block in self.model.layers:
+        if rope is None:
+            if position_ids is None:
+                position_ids = torch.arange(offset, offset + T, device=idx.device).expand(B, T)
+            rope = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
+        cos, sin = rope[0].to(dtype), rope[1].to(dtype)  # (B, 1, T, D)
+        for i, block in enumerate(self.model.layers):
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)
             else:
-                x = block(x, cos, sin, mask)
+                x = block(x, cos, sin, mask, kv_cache, i)
         if output_rows is not None:
             x = x[output_rows]  # (N, C)
         x = self.model.norm(x)

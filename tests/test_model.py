@@ -12,7 +12,8 @@ import os
 import pytest
 import torch
 
-from model import ModelConfig, Transformer, predictor_rows, shift_logits, write_hf_checkpoint
+from model import (KVCache, ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
+                   rope_cos_sin, shift_logits, write_hf_checkpoint)
 
 transformers = pytest.importorskip("transformers")  # test-time reference only (in requirements)
 
@@ -168,6 +169,45 @@ def test_output_rows_select_the_shifted_predictions():
         full, rows = model(idx), model(idx, output_rows=predictor_rows(positions))
     assert rows.shape == (int(positions.sum()), 96)
     assert torch.allclose(rows, shift_logits(full)[positions], atol=1e-6)  # same predictions, same order
+
+
+def test_output_rows_as_indices_equal_the_bool_mask():
+    model = tiny_model()
+    idx = torch.randint(0, 96, (2, 10))
+    positions = torch.rand(2, 10) < 0.5
+    with torch.no_grad():
+        assert torch.equal(model(idx, output_rows=positions), model(idx, output_rows=positions.nonzero(as_tuple=True)))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_kv_cache_rows_equal_the_full_forward(padded):
+    """Fill the cache with a full forward, then recompute rows start:end only (prefix: to the end, dual: a
+    window): the same sequence gives the full forward's logits on those rows; the cached rows are used."""
+    model = tiny_model()
+    idx, mask = left_padded_batch()
+    if not padded:
+        mask = torch.ones_like(mask)
+    pos = padding_position_ids(mask)
+    mask4 = padding_attention_mask(mask)  # (B, 1, T, T)
+    cos, sin = rope_cos_sin(pos, model.config.head_dim, model.config.rope_theta)
+    with torch.no_grad():
+        full = model(idx, mask4, pos)
+        for start, end in [(7, 12), (7, 10), (8, 9)]:
+            cache = KVCache()
+            assert torch.equal(model(idx, mask4, pos, kv_cache=cache), full)  # filling changes nothing
+            cache.start, cache.end = start, end
+            rows = model(idx[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache)
+            assert (rows - full[:, start:end]).abs().max() <= 1e-5
+            rope = (cos[:, :, start:end], sin[:, :, start:end])
+            assert torch.equal(model(idx[:, start:end], mask4[:, :, start:end], kv_cache=cache, rope=rope), rows)
+            other = idx.clone()
+            other[:, :start] = (other[:, :start] + 1) % 96  # the cached rows, not these tokens, are attended to
+            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], kv_cache=cache, rope=rope), rows)
+        if not padded:  # without a mask or position ids, the rows take positions start:end
+            cache.start, cache.end = 7, 12
+            assert (model(idx[:, 7:12], kv_cache=cache) - full[:, 7:12]).abs().max() <= 1e-5
+        with pytest.raises(ValueError, match="with a filled kv_cache"):
+            model(idx[:, 7:12], mask[:, 7:12], kv_cache=cache)
 
 
 def test_activation_checkpointing_same_gradients():
