@@ -80,35 +80,48 @@ def ref_confidence(p, alg):
     return ranked[0]
 
 
-def reference_generate(model, prompt, n_new, steps, alg, top_p=None, top_k=None, block=None, eps=1e-3, origin_seed=0):
-    """Temperature-0 decoding of one prompt. Returns (generated ids, commit step of each position)."""
-    P, block = len(prompt), block or n_new
-    x = prompt.tolist() + [MASK] * n_new
-    when = [None] * n_new
+def reference_generate(model, prompts, n_new, steps, alg, top_p=None, top_k=None, block=None, eps=1e-3, origin_seed=0,
+                       threshold=None):
+    """Temperature-0 decoding of a left-padded batch of prompts (the model's own (B, T) padding-mask path).
+    Returns, per prompt, (generated ids, commit step of each position)."""
+    B, P, block = len(prompts), max(len(p) for p in prompts), block or n_new
+    xs = [[0] * (P - len(p)) + p.tolist() + [MASK] * n_new for p in prompts]
+    pad = torch.tensor([[0] * (P - len(p)) + [1] * (len(p) + n_new) for p in prompts])
+    when = [[None] * n_new for _ in prompts]
     per_block = steps // (n_new // block)
     ts = [1 + (eps - 1) * i / per_block for i in range(per_block + 1)]  # linspace(1, eps, per_block + 1)
     g = torch.Generator().manual_seed(origin_seed)  # 'origin' needs the sampler's uniforms to be comparable
-    for step in range(steps):
-        i, lo = step % per_block, (step // per_block) * block
-        masked = [j for j in range(lo, lo + block) if x[P + j] == MASK]
-        if not masked:
-            continue
-        with torch.no_grad():
-            raw = model(torch.tensor([x]))[0]  # (T, V): row r is the prediction for token r + 1
-        best = {}
-        for j in masked:
-            p = ref_distribution(raw[P + j - 1], 0.0, top_p, top_k)
-            best[j] = (max(range(V), key=lambda v: p[v]), ref_confidence(p, alg))
-        t, s, last = ts[i], ts[i + 1], i == per_block - 1
-        if alg == "origin":
-            u = torch.rand((1, n_new), generator=g)[0]
-            chosen = [j for j in masked if last or u[j] < 1 - s / t]
-        else:
-            k = len(masked) if last else int(len(masked) * (1 - s / t))
-            chosen = sorted(masked, key=lambda j: -best[j][1])[:k]
-        for j in chosen:
-            x[P + j], when[j] = best[j][0], step
-    return x[P:], when
+    step = 0  # threshold decoding moves to the next block as soon as the block is done
+    for lo in range(0, n_new, block):
+        for i in range(per_block):
+            masked = [[j for j in range(lo, lo + block) if x[P + j] == MASK] for x in xs]
+            if not any(masked):
+                if threshold is not None:
+                    break
+                step += 1
+                continue
+            with torch.no_grad():
+                raw = model(torch.tensor(xs), attention_mask=None if pad.all() else pad)  # (B, T, V): row r predicts token r + 1
+            t, s, last = ts[i], ts[i + 1], i == per_block - 1
+            u = torch.rand((B, n_new), generator=g) if alg == "origin" else None
+            n_masked = sum(len(m) for m in masked) / B
+            for b in range(B):
+                best = {}
+                for j in masked[b]:
+                    p = ref_distribution(raw[b, P + j - 1], 0.0, top_p, top_k)
+                    v = max(range(V), key=lambda v: p[v])
+                    best[j] = (v, ref_confidence(p, alg), p[v])
+                ranked = sorted(masked[b], key=lambda j: -best[j][1])
+                if threshold is not None:  # above the threshold, and at least the most confident one
+                    chosen = [j for j in ranked if last or best[j][2] > threshold or j == ranked[0]]
+                elif alg == "origin":
+                    chosen = [j for j in masked[b] if last or u[b, j] < 1 - s / t]
+                else:
+                    chosen = ranked[:len(masked[b]) if last else int(n_masked * (1 - s / t))]
+                for j in chosen:
+                    xs[b][P + j], when[b][j] = best[j][0], step
+            step += 1
+    return [(x[P:], w) for x, w in zip(xs, when)]
 
 
 CASES = [  # (alg, n_new, steps, top_p, top_k, block)
@@ -125,13 +138,185 @@ CASES = [  # (alg, n_new, steps, top_p, top_k, block)
 def test_matches_reference_loop(model, alg, n_new, steps, top_p, top_k, block, nucleus_k, monkeypatch):
     monkeypatch.setattr(sample, "NUCLEUS_K", nucleus_k)
     for prompt in prompts([5, 9], seed=n_new + steps):
-        want, want_steps = reference_generate(model, prompt, n_new, steps, alg, top_p, top_k, block)
+        [(want, want_steps)] = reference_generate(model, [prompt], n_new, steps, alg, top_p, top_k, block)
         out, hist = diffusion_generate(model, prompt[None], max_new_tokens=n_new, steps=steps, alg=alg, top_p=top_p,
                                        top_k=top_k, mask_token_id=MASK, block_length=block, return_history=True,
                                        generator=torch.Generator().manual_seed(0))
         assert out[0, :len(prompt)].tolist() == prompt.tolist()
         assert out[0, len(prompt):].tolist() == want
         assert hist.steps[0].tolist() == want_steps
+
+
+def left_padded(ps):
+    T = max(len(p) for p in ps)
+    ids = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), p]) for p in ps])
+    mask = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), torch.ones(len(p), dtype=torch.long)]) for p in ps])
+    return ids, mask
+
+
+PADDED_CASES = [  # (alg, n_new, steps, top_p, block): steps == block_length commits 0 tokens at each block's first step
+    *[(alg, 12, 12, None, 4) for alg in ALGS],
+    *[(alg, 12, 6, 0.9, None) for alg in ALGS],
+]
+
+
+@pytest.mark.parametrize("alg,n_new,steps,top_p,block", PADDED_CASES)
+def test_left_padded_batch_matches_reference_loop(model, alg, n_new, steps, top_p, block):
+    """The host-side schedule, index bookkeeping, precomputed mask/RoPE and skipped no-commit forwards
+    give the reference's tokens and steps, with and without the history."""
+    ps = prompts([3, 7, 5], seed=11)
+    ids, mask = left_padded(ps)
+    want = reference_generate(model, ps, n_new, steps, alg, top_p, block=block)
+    kw = dict(max_new_tokens=n_new, steps=steps, alg=alg, top_p=top_p, block_length=block, mask_token_id=MASK)
+    out = diffusion_generate(model, ids, mask, generator=torch.Generator().manual_seed(0), **kw)
+    out_h, hist = diffusion_generate(model, ids, mask, generator=torch.Generator().manual_seed(0), return_history=True, **kw)
+    assert torch.equal(out, out_h) and torch.equal(out[:, :ids.size(1)], ids)
+    for b, (tokens, when) in enumerate(want):
+        assert out[b, ids.size(1):].tolist() == tokens
+        assert hist.steps[b].tolist() == when
+
+
+SYNC_OPS = ("_local_scalar_dense", "item", "nonzero", "masked_select", "masked_scatter", "masked_scatter_")
+
+
+def waits_for_device(func, args):
+    """An op whose result size or value the host needs: a tensor read as a number, or a boolean mask."""
+    name = func.__name__.split(".")[0]
+    if name in ("index", "index_put", "index_put_"):  # x[bool_mask], x[bool_mask] = ...
+        return any(i is not None and i.dtype == torch.bool for i in args[1])
+    return name in SYNC_OPS
+
+
+def count_sync_ops(fn, monkeypatch):
+    """How many ops that make the host wait for the device (item/bool/int of a tensor, boolean indexing)
+    fn runs, not counting the commit schedule, which diffusion_generate computes from CPU tensors."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n, paused = 0, False
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += not Count.paused and waits_for_device(func, args)
+            return func(*args, **(kwargs or {}))
+
+    def host_schedule(*args, **kwargs):
+        Count.paused = True
+        try:
+            return commit_schedule(*args, **kwargs)
+        finally:
+            Count.paused = False
+    monkeypatch.setattr(sample, "commit_schedule", host_schedule)
+    with Count():
+        fn()
+    return Count.n
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(block_length=4, temperature=1.0, alg_temp=0.5), dict(block_length=8, cache="dual")])
+@pytest.mark.parametrize("alg", ["entropy", "maskgit_plus", "topk_margin"])
+def test_default_rule_never_waits_for_the_device_inside_the_loop(model, alg, kw, monkeypatch):
+    """Dream's rule commits a number of tokens known in advance, so the loop needs no value from the
+    device: the syncs (all before the loop) do not grow with the steps. (top-p's partial-sort check
+    would add one per forward.)"""
+    ids, mask = left_padded(prompts([3, 6], seed=12))
+
+    def syncs(steps):
+        return count_sync_ops(lambda: diffusion_generate(model, ids, mask, max_new_tokens=16, steps=steps, alg=alg,
+                                                         mask_token_id=MASK, generator=torch.Generator(), **kw), monkeypatch)
+    assert syncs(16) == syncs(4) <= 3
+
+
+# -----------------------------------------------------------------------------
+# the approximate fast paths: threshold decoding and the KV caches
+
+@pytest.mark.parametrize("alg,threshold,block,steps", [("entropy", 0.3, None, 12), ("maskgit_plus", 0.5, 4, 12),
+                                                       ("topk_margin", 1.0, 6, 12), ("entropy", 0.6, 4, 6)])
+def test_threshold_decoding_matches_reference_loop(model, alg, threshold, block, steps):
+    ps = prompts([3, 7, 5], seed=13)
+    ids, mask = left_padded(ps)
+    out, hist = diffusion_generate(model, ids, mask, max_new_tokens=12, steps=steps, alg=alg, threshold=threshold,
+                                   block_length=block, mask_token_id=MASK, return_history=True)
+    for b, (tokens, when) in enumerate(reference_generate(model, ps, 12, steps, alg, block=block, threshold=threshold)):
+        assert out[b, ids.size(1):].tolist() == tokens
+        assert hist.steps[b].tolist() == when
+
+
+def count_forwards(model):
+    calls = []
+    model.register_forward_hook(lambda m, args, out: calls.append(args[0].size(1)))
+    return calls
+
+
+@pytest.mark.parametrize("block", [None, 4])
+def test_threshold_commits_at_least_one_token_per_step_and_terminates(model, block):
+    ids = prompts([6], seed=14)[0][None]
+    m = MaskLover(model)  # not m: hooks stay on this wrapper
+    calls = count_forwards(m)
+    kw = dict(max_new_tokens=12, steps=12, alg="entropy", block_length=block, mask_token_id=MASK, return_history=True)
+    out, h = diffusion_generate(m, ids, threshold=1.0, **kw)  # nothing passes 1.0: exactly one token per step
+    assert not (out == MASK).any() and sorted(h.steps[0].tolist()) == list(range(12)) and len(calls) == 12
+    calls.clear()
+    out, h = diffusion_generate(m, ids, threshold=1e-3, **kw)  # every prediction passes: one step per block
+    assert not (out == MASK).any() and len(calls) == 12 // (block or 12)
+    assert h.steps[0].tolist() == [j // (block or 12) for j in range(12)]
+    calls.clear()
+    out, h = diffusion_generate(m, ids, threshold=0.5, **{**kw, "steps": 12 // (block or 4)})  # a step budget of 3 per block
+    assert not (out == MASK).any() and len(calls) <= 12 // (block or 4)
+    used = sorted(set(h.steps[0].tolist()))
+    assert used == list(range(len(used))) == list(range(len(calls)))  # every step commits at least one token
+
+
+@pytest.fixture(scope="module")
+def one_layer():
+    """With one layer a token's keys and values depend on the token and its position only, so a KV cache
+    of tokens that have not changed is exact: cached decoding must give plain decoding's tokens."""
+    torch.manual_seed(1)
+    m = Transformer(ModelConfig(**{**CFG, "n_layer": 1})).eval()
+    with torch.no_grad():
+        m.lm_head.weight.mul_(20.0)
+    return m
+
+
+CACHE_CASES = [  # (alg, steps, block, threshold)
+    ("entropy", 12, 4, None), ("maskgit_plus", 6, 4, None), ("topk_margin", 12, 6, None), ("origin", 12, 4, None),
+    ("entropy", 12, 4, 0.4),
+]
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+@pytest.mark.parametrize("alg,steps,block,threshold", CACHE_CASES)
+def test_cached_decoding_equals_plain_when_the_cache_is_exact(model, one_layer, cache, alg, steps, block, threshold):
+    ids, mask = left_padded(prompts([3, 7, 5], seed=15))
+    kw = dict(max_new_tokens=12, steps=steps, alg=alg, block_length=block, threshold=threshold, mask_token_id=MASK)
+
+    def run(m, **extra):
+        return diffusion_generate(m, ids, mask, generator=torch.Generator().manual_seed(0), **kw, **extra)
+    assert torch.equal(run(one_layer, cache=cache), run(one_layer))  # the cached keys/values are the true ones
+    assert torch.equal(run(model, cache=cache, cache_refresh=1), run(model))  # refreshed every step: no reuse at all
+
+
+def test_dual_cache_with_one_block_refreshed_every_step_equals_plain(model):
+    ids, mask = left_padded(prompts([4, 8], seed=16))
+    kw = dict(max_new_tokens=12, steps=12, alg="entropy", top_p=0.9, mask_token_id=MASK)
+    plain = diffusion_generate(model, ids, mask, **kw)
+    assert torch.equal(diffusion_generate(model, ids, mask, cache="dual", block_length=12, cache_refresh=1, **kw), plain)
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cache_recomputes_only_the_block(model, cache):
+    """Each block: one full forward (refill), then forwards over the block and the row before it (dual)
+    or over everything from that row on (prefix); cache_refresh=2 refills every other step."""
+    m = MaskLover(model)
+    calls = count_forwards(m)
+    ids = prompts([5], seed=17)[0][None]
+    P, N, block = 5, 12, 4
+    out = diffusion_generate(m, ids, max_new_tokens=N, steps=6, alg="entropy", block_length=block, cache=cache, mask_token_id=MASK)
+    assert not (out == MASK).any()
+    rows = lambda lo: block + 1 if cache == "dual" else P + N - (P + lo - 1)  # noqa: E731
+    assert calls == [x for lo in range(0, N, block) for x in (P + N, rows(lo))]  # 2 steps per block
+    calls.clear()
+    diffusion_generate(m, ids, max_new_tokens=N, steps=12, alg="entropy", block_length=block, cache=cache, cache_refresh=2,
+                       mask_token_id=MASK)  # 4 steps per block, the first commits nothing and is skipped
+    assert calls == [x for lo in range(0, N, block) for x in (P + N, P + N, rows(lo))]
 
 
 @pytest.mark.parametrize("nucleus_k", [1, 4, 10, 64])
@@ -148,12 +333,12 @@ def test_top_p_partial_sort_equals_full_sort(nucleus_k, scale, monkeypatch):
 def test_sampling_follows_the_filtered_distribution():
     logits = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, -math.inf, 1.5, -3.0]).repeat(40000, 1)  # (M, 8)
     g = torch.Generator().manual_seed(0)
-    x0, conf = sample_tokens(logits, "maskgit_plus", temperature=1.0, top_k=5, generator=g)
+    x0, conf, p_x0 = sample_tokens(logits, "maskgit_plus", temperature=1.0, top_k=5, generator=g)
     want = filter_logits(logits[:1], 1.0, None, 5).softmax(-1)[0]  # tokens 4, 5 and 7 removed
     freq = torch.bincount(x0, minlength=8) / len(x0)
     assert (freq[want == 0] == 0).all()
     assert (freq - want).abs().max() < 0.01
-    assert torch.equal(conf, want[x0])  # maskgit_plus: the probability of the drawn token
+    assert torch.equal(conf, want[x0]) and torch.equal(p_x0, conf)  # maskgit_plus: the probability of the drawn token
 
 
 def test_schedule_quirk_and_hand_worked_schedule():
@@ -197,8 +382,8 @@ class MaskLover(torch.nn.Module):
         super().__init__()
         self.inner, self.config = inner, inner.config
 
-    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None):
-        logits = self.inner(idx, attention_mask, position_ids, output_rows=output_rows)
+    def forward(self, idx, *args, **kwargs):
+        logits = self.inner(idx, *args, **kwargs)
         logits[..., MASK] += 100.0
         return logits
 
@@ -277,6 +462,13 @@ def test_ar_ness_two_branches():
     (dict(steps=13), "steps must be between 1 and"),
     (dict(alg="greedy"), "unknown alg 'greedy'"),
     (dict(block_length=5), "block_length 5 must divide"),
+    (dict(cache="dual"), "set block_length too"),
+    (dict(cache="full", block_length=4), "cache must be None, 'prefix' or 'dual'"),
+    (dict(cache_refresh=2), "cache_refresh must be a positive int and needs cache="),
+    (dict(threshold=0.0), "threshold must be in (0, 1]"),
+    (dict(threshold=1.5), "threshold must be in (0, 1]"),
+    (dict(threshold=0.9, alg="origin"), "not 'origin'"),
+    (dict(threshold=0.9, alg_temp=0.5), "set alg_temp=0"),
     (dict(attention_mask=torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 1, 0]])), "left-padded"),
 ])
 def test_bad_arguments_give_one_line_errors(model, kw, needle):
@@ -342,6 +534,17 @@ def test_cli_samples_and_draws_the_order(saved, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sample 2/2" in out and "\x1b[1;38;2;" in out and "tok/s" in out
     assert html_file.read_text().count("<pre>") == 2
+    main([f"--out_dir={d}", "--prompt=def f(x):", "--max_new_tokens=12", "--block_length=4", "--cache=dual", "--threshold=0.5",
+          "--device=cpu", "--dtype=float32"])
+    out = capsys.readouterr().out
+    assert "in at most 12 steps" in out and "dual KV cache over blocks of 4" in out and "probability > 0.5" in out
+
+
+def test_cli_rejects_bad_fast_options_before_loading_a_model(tmp_path):
+    with pytest.raises(ValueError, match="set block_length too"):
+        main([f"--out_dir={tmp_path / 'nothing here'}", "--cache=prefix"])
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+        main([f"--out_dir={tmp_path / 'nothing here'}", "--threshold=2.0"])
 
 
 def test_cli_analyze_prints_the_ar_ness_table(saved, tmp_path, capsys):
