@@ -4,6 +4,7 @@ Evaluate a masked-diffusion code model: decode with `diffusion_generate`, run th
     python eval.py                                                 # the tiny SFT model on the held-out tiny tasks
     python eval.py --benchmark=humaneval --out_dir=out/sft_tiny --limit=20
     python eval.py --benchmark=humaneval_plus --out_dir=/models/DiffuCoder-7B-Instruct --device=cuda
+    python eval.py --benchmark=tiny --block_length=32 --cache=dual --threshold=0.9    # quality of a fast approximate decoding
     MBPP_OVERRIDE_PATH=MbppPlus-v0.2.0.jsonl python eval.py --benchmark=mbpp_plus --out_dir=... --n_samples=10 --temperature=0.4
 
 Benchmarks:
@@ -53,7 +54,7 @@ import torch
 from common import autocast, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
 from execution import extract_code, format_reward, run_tests_batch
-from sample import completion_text, diffusion_generate, left_pad, load_model, pick_model_dir
+from sample import check_decoding_options, completion_text, diffusion_generate, left_pad, load_model, pick_model_dir
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
@@ -77,6 +78,10 @@ top_p = None
 top_k = None
 alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
 alg_temp = 0.0
+block_length = None  # semi-AR block decoding (None: off, as DiffuCoder)
+# approximate fast decoding (sample.py note 7; None: off, exact Dream decoding)
+threshold = None  # (0, 1]: also commit every token whose probability exceeds this (steps becomes a maximum)
+cache = None  # 'prefix' | 'dual': reuse keys/values within a block (needs block_length)
 batch_size = 8  # prompts decoded together
 seed = 0
 # scoring
@@ -123,11 +128,13 @@ def progress_line(what, done, total, elapsed):
 # generation
 
 def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, temperature=0.0, top_p=None, top_k=None,
-                         alg="entropy", alg_temp=0.0, batch_size=8, seed=0, dtype="bfloat16", prefill="", progress=False):
+                         alg="entropy", alg_temp=0.0, batch_size=8, seed=0, dtype="bfloat16", prefill="", progress=False,
+                         block_length=None, threshold=None, cache=None):
     """One completion per prompt (already templated, e.g. tok.diffucoder_prompt(q)), in input order, each cut at
     its first <|im_end|> / <|dlm_pad|> / EOS and decoded to text. `prefill` is appended to every prompt (the start
     of the answer) and is not part of the returned text. Prompts are batched by length and left-padded; decoding
-    draws from one torch.Generator seeded by `seed`, on the model's device."""
+    draws from one torch.Generator seeded by `seed`, on the model's device. block_length, threshold and cache
+    are diffusion_generate's (None: exact Dream decoding)."""
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
     ids = [tok.encode(p + prefill) for p in prompts]
@@ -139,7 +146,8 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
         with autocast(dev.type, dtype):
             seqs = diffusion_generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
                                       temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
-                                      mask_token_id=tok.mask_token_id, generator=gen)  # (B, P + N)
+                                      mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
+                                      threshold=threshold, cache=cache)  # (B, P + N)
         for r, i in enumerate(rows):
             out[i] = completion_text(tok, seqs[r, x.size(1):].tolist())
         if progress:
@@ -339,7 +347,7 @@ def prepare_results_dir(cfg, settings):
     if os.path.isfile(file):
         with open(file) as f:
             old = json.load(f)
-        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        diff = {k: (old.get(k), settings.get(k)) for k in {**old, **settings} if old.get(k) != settings.get(k)}
         if diff:
             raise ValueError(f"{path} holds samples made with other settings (old, new): {diff}; "
                              "pass another --results_dir or delete that one")
@@ -361,11 +369,13 @@ def main(argv=None):
     n = cfg.n_samples
     N = cfg.max_new_tokens or (64 if cfg.benchmark == "tiny" else 512)
     style = "chat" if cfg.benchmark == "tiny" else cfg.prompt_style
+    fast = {k: getattr(cfg, k) for k in ("block_length", "threshold", "cache") if getattr(cfg, k) is not None}
+    check_decoding_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
     dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
     settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
                     steps=cfg.steps or N, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg,
-                    alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype)
+                    alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype, **fast)  # (only the fast options that are set)
     problems = load_problems(cfg)[:cfg.limit]
     rdir = prepare_results_dir(cfg, settings)
     path = os.path.join(rdir, "samples.jsonl")
@@ -389,7 +399,7 @@ def main(argv=None):
                 completions = generate_completions(
                     model, tok, [texts[i] for i, _ in chunk], max_new_tokens=N, steps=cfg.steps, temperature=cfg.temperature,
                     top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, batch_size=len(chunk),
-                    seed=cfg.seed + min(i * n + s for i, s in chunk), dtype=cfg.dtype, prefill=prefill)
+                    seed=cfg.seed + min(i * n + s for i, s in chunk), dtype=cfg.dtype, prefill=prefill, **fast)
                 for (i, s), c in zip(chunk, completions):
                     sol = make_solution(problems[i], c, cfg.benchmark, style)
                     f.write(json.dumps({"task_id": problems[i]["task_id"], "sample": s, "solution": sol, "completion": c}) + "\n")
@@ -406,7 +416,8 @@ def main(argv=None):
         print(f"{name:<12} {len(problems):>6} {n:>8} " + " ".join(f"{100 * m[f'pass@{k}']:>8.1f}" for k in ks)
               + "".join(f"  {k} {v:.3f}" for k, v in m.items() if not k.startswith("pass@")))
     print(f"decoding: {style} prompts, {N} new tokens in {cfg.steps or N} steps, temperature {cfg.temperature}, top_p {cfg.top_p}, "
-          f"top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}; generation {fmt_seconds(gen_s)}, "
+          f"top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}"
+          f"{''.join(f', {k} {v}' for k, v in fast.items())}; generation {fmt_seconds(gen_s)}, "
           f"scoring {fmt_seconds(score_s)}")
     out = dict(metrics=metrics, n_tasks=len(problems), n_samples=n, settings=settings, generation_s=round(gen_s, 1),
                scoring_s=round(score_s, 1), per_task=per_task)
