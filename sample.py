@@ -44,7 +44,8 @@ Simplifications and deliberate differences from Dream's code:
    the same fp32 timesteps), so the loop never waits for the device, except for top-p's partial-sort
    check (one wait per step) and 'origin' (random commits differ per row). A step that commits nothing
    at temperature 0 skips its forward (the schedule quirk's step 0, unless the history records its
-   confidences). Tokens and history are bit-identical to the plain loop (tests/test_sample.py).
+   confidences). Tokens and history are those of the plain loop (tests/test_sample.py compares them
+   with a naive reference loop, left-padded batches included).
 5. `block_length` gives LLaDA-style semi-autoregressive decoding (which the paper contrasts against,
    DiffuCoder never uses it): blocks are decoded left to right, steps split evenly between them, and
    Dream's schedule runs inside each block over that block's masked positions.
@@ -63,13 +64,13 @@ Simplifications and deliberate differences from Dream's code:
       ('prefix') or to the block's end ('dual'), attending to the stored keys/values of the other
       rows. Those are stale: computed before this block's tokens were committed (exact for a one-layer
       model, an approximation above). `cache_refresh=r` refills every r steps of a block (1: no reuse,
-      the tokens of uncached decoding). Only the block's predictions are computed, so at temperature > 0
+      the tokens of uncached decoding at temperature 0). Only the block's predictions are computed, so at temperature > 0
       the random draws differ from uncached decoding and `first_confidence` covers the first block only.
       Fast-dLLM's Dream code differs: its refill forward commits the block's first token whatever its
       confidence, and its cached steps predict the block's first token from that token's own row.
-   c. Under bf16 autocast the cached keys/values are bf16 activations; recomputing a row against them
-      runs attention with another shape, so logits differ from uncached decoding by rounding even
-      where the cache is exact.
+   c. Even where the cache is exact, a cached step runs attention with another query length than a
+      full forward, so its logits differ from uncached decoding by rounding (more under bf16 autocast,
+      where the stored keys/values are bf16 activations), and tokens can differ at near-ties.
 """
 
 import html

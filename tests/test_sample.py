@@ -21,7 +21,7 @@ import torch
 from model import ModelConfig, Transformer
 import sample
 from sample import (ALGS, commit_schedule, diffusion_generate, filter_logits, global_ar_ness, load_model, local_ar_ness,
-                    main, sample_tokens)
+                    main, masked_positions, sample_tokens)
 
 V, MASK = 64, 63
 CFG = dict(vocab_size=V, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64, max_seq_len=48,
@@ -174,6 +174,15 @@ def test_left_padded_batch_matches_reference_loop(model, alg, n_new, steps, top_
     for b, (tokens, when) in enumerate(want):
         assert out[b, ids.size(1):].tolist() == tokens
         assert hist.steps[b].tolist() == when
+
+
+def test_masked_positions_without_nonzero_equal_nonzero():
+    g = torch.Generator().manual_seed(0)
+    for n in (0, 1, 5, 9):
+        need = torch.stack([torch.randperm(9, generator=g) < n for _ in range(4)])  # (4, 9), n True per row
+        want = need.nonzero(as_tuple=True)
+        for got in (masked_positions(need, n), masked_positions(need, None)):
+            assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 
 SYNC_OPS = ("_local_scalar_dense", "item", "nonzero", "masked_select", "masked_scatter", "masked_scatter_")
