@@ -510,7 +510,7 @@ def main(argv=None):
         free(dev)
         for r in new:
             print(f"{r['workload']} | {r['setting']} | " + (f"{r['seconds']:.3f} s | {r['throughput']} | " if "seconds" in r else "")
-                  + r.get("notes", ""), flush=True)
+                  + (f"mfu {100 * r['mfu']:.0f}% | " if "mfu" in r else "") + r.get("notes", ""), flush=True)
         rows.extend(new)
 
     if "decode" in names or "reference" in names:
