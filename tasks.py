@@ -48,10 +48,10 @@ NUM_EXAMPLES = 2          # the first NUM_EXAMPLES tests are shown in the questi
 DIFFICULTY = {"arith": 1, "string": 1, "list": 2, "cond": 2, "loop": 3, "compose": 4}
 FAMILIES = tuple(DIFFICULTY)
 
-VERBS = ("get", "make", "calc", "find", "compute", "build", "eval", "apply", "scale", "shift",
-         "mix", "fold", "pick", "take", "turn", "form", "load", "run", "step", "check")
-NOUNS = ("value", "score", "total", "result", "item", "number", "amount", "level", "point", "size",
-         "data", "word", "key", "entry", "token", "part", "piece", "sample", "row", "cell")
+VERBS = ("get", "make", "find", "build", "take", "load", "run", "check", "set", "add",
+         "read", "parse", "update", "count", "sort", "copy", "match", "show", "save", "fix")
+NOUNS = ("value", "result", "item", "level", "size", "data", "key", "name", "path", "line",
+         "text", "node", "index", "type", "group", "mode", "info", "code", "time", "error")
 LETTERS = "abcd"          # alphabet of string constants and string inputs
 
 # primitives: unary int expressions of a variable {v} with an optional constant {k}
@@ -62,21 +62,21 @@ UNARY_K = {"add": (1, 9), "sub": (1, 9), "mul": (2, 5)}
 PRED = {"gt": ("{v} > {k}", "{v} > {k}"), "lt": ("{v} < {k}", "{v} < {k}"),
         "even": ("{v} % 2 == 0", "{v} is even"), "odd": ("{v} % 2 == 1", "{v} is odd"),
         "div": ("{v} % {k} == 0", "{v} is divisible by {k}")}
-PRED_K = {"gt": (0, 10), "lt": (0, 10), "div": (2, 5)}
+PRED_K = {"gt": (0, 9), "lt": (0, 9), "div": (2, 5)}
 # arithmetic of x: expression, range of {a}, range of {b}
 ARITH = {
-    "mul+add": ("{a} * x + {b}", (2, 9), (1, 20)),
-    "mul+sub": ("{a} * x - {b}", (2, 9), (1, 20)),
+    "mul+add": ("{a} * x + {b}", (2, 9), (1, 9)),
+    "mul+sub": ("{a} * x - {b}", (2, 9), (1, 9)),
     "add+mul": ("(x + {a}) * {b}", (1, 9), (2, 9)),
     "sub+mul": ("(x - {a}) * {b}", (1, 9), (2, 9)),
-    "sq+add": ("x * x + {b}", None, (1, 20)),
-    "sq+sub": ("x * x - {b}", None, (1, 20)),
+    "sq+add": ("x * x + {b}", None, (1, 9)),
+    "sq+sub": ("x * x - {b}", None, (1, 9)),
     "sq+mul": ("{b} * x * x", None, (2, 9)),
     "add+sq": ("(x + {a}) * (x + {a})", (1, 9), None),
     "sub+sq": ("(x - {a}) * (x - {a})", (1, 9), None),
-    "div+add": ("x // {a} + {b}", (2, 5), (1, 20)),
-    "div+sub": ("x // {a} - {b}", (2, 5), (1, 20)),
-    "mod+add": ("x % {a} + {b}", (2, 5), (1, 20)),
+    "div+add": ("x // {a} + {b}", (2, 5), (1, 9)),
+    "div+sub": ("x // {a} - {b}", (2, 5), (1, 9)),
+    "mod+add": ("x % {a} + {b}", (2, 5), (1, 9)),
     "mod+mul": ("(x % {a}) * {b}", (2, 5), (2, 9)),
 }
 # string primitives: code on {s}, noun phrase, step (for compositions; None = not composable)

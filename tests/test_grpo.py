@@ -201,8 +201,8 @@ def test_completion_mask():
 # ---------------------------------------------------------------------------------------------
 # the whole loop on a tiny model that was taught (SFT) to answer in DiffuCoder's format
 
-TINY = ["--prompts_per_step=2", "--num_generations=4", "--max_completion_length=32", "--eval_n=0", "--micro_batch_size=8",
-        "--learning_rate=1e-3", "--dtype=float32", "--temperature=1.0", "--grad_clip=0.0", "--beta=0.05", "--ref_sync_steps=2"]
+TINY = ["--prompts_per_step=2", "--num_generations=4", "--max_prompt_length=96", "--max_completion_length=32", "--eval_n=0",
+        "--micro_batch_size=8", "--learning_rate=1e-3", "--dtype=float32", "--temperature=1.0", "--grad_clip=0.0", "--beta=0.05", "--ref_sync_steps=2"]
 
 
 @pytest.fixture(scope="module")
