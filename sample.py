@@ -98,7 +98,8 @@ device = "auto"  # 'auto', 'cpu', 'cuda'
 dtype = "bfloat16"  # autocast dtype ('float32': full precision, also casts bf16 weights up)
 # prompt
 prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
-prompt_file = ""  # read the prompt from this file ('-' for stdin)
+prompt_file = ""  # read the prompt from this file ('-' for stdin; .jsonl: the "question" of record prompt_index)
+prompt_index = 0
 chat = None  # wrap the prompt in the chat template (None: yes for SFT checkpoints)
 num_samples = 1  # completions of the prompt, decoded as one batch
 # decoding (DiffuCoder's defaults: entropy, alg_temp 0, top_p 0.95, temperature 0.2-0.4, steps = max_new_tokens)
@@ -117,7 +118,7 @@ cache = None  # 'prefix' | 'dual': reuse keys/values within a block (needs block
 cache_refresh = None  # with cache: refill it every this many steps of a block (None: at the block's start only)
 seed = 1337
 # pictures and analysis
-show_order = False  # colour each generated token by the step that committed it (terminal)
+show_order = False  # colour each generated token by the step that committed it (terminal; in a file: digits 0-9 under each line)
 order_html = ""  # also write that picture as HTML to this path
 analyze = False  # AR-ness and entropy-sink table instead of sampling
 analyze_file = ""  # prompts: .jsonl with "question" or "prompt" fields, or one prompt per line ('': tiny test tasks)
@@ -432,6 +433,17 @@ def order_ansi(tok, ids, steps, num_steps):
     return f"{body}\n[step 0 {legend} step {num_steps - 1}]"
 
 
+def order_text(tok, ids, steps, num_steps):
+    """The same picture in plain text: under each line of the completion, one digit per character, the
+    tenth of the decoding (0: first steps ... 9: last steps) in which its token was committed."""
+    code, when = "", ""
+    for text, s in zip(token_texts(tok, ids), steps):
+        d = str(min(9, 10 * int(s) // max(1, num_steps)))
+        code += text
+        when += "".join("\n" if ch == "\n" else d for ch in text)
+    return "\n".join(f"{c}\n{w}" for c, w in zip(code.split("\n"), when.split("\n")) if c.strip())
+
+
 def order_html_doc(tok, samples, num_steps):
     """An HTML page: one <pre> per sample, each token's background coloured by its commit step."""
     blocks = []
@@ -565,7 +577,12 @@ def main(argv=None):
     if cfg.analyze:
         return run_analysis(model, tok, cfg, read_prompts(cfg.analyze_file, cfg.analyze_n), encode, dev, ctx)
     text = cfg.prompt
-    if cfg.prompt_file:
+    if cfg.prompt_file.endswith(".jsonl"):
+        prompts = read_prompts(cfg.prompt_file, cfg.prompt_index + 1)
+        if len(prompts) <= cfg.prompt_index:
+            raise ValueError(f"{cfg.prompt_file} has {len(prompts)} prompts; pass a prompt_index below that.")
+        text = prompts[cfg.prompt_index]
+    elif cfg.prompt_file:
         with (sys.stdin if cfg.prompt_file == "-" else open(cfg.prompt_file)) as f:
             text = f.read()
     block = cfg.block_length or cfg.max_new_tokens
@@ -601,7 +618,10 @@ def main(argv=None):
         kept = cut_at_stop(out[b, P:].tolist(), stops)
         steps_b, conf_b = hist.steps[b, :len(kept)].tolist(), hist.confidence[b, :len(kept)].tolist()
         print(f"--- sample {b + 1}/{cfg.num_samples} ({len(kept)} of {cfg.max_new_tokens} tokens before a stop token) ---")
-        print(order_ansi(tok, kept, steps_b, steps) if cfg.show_order else b"".join(token_pieces(tok, kept)).decode(errors="replace"))
+        if not cfg.show_order:
+            print(b"".join(token_pieces(tok, kept)).decode(errors="replace"))
+        else:  # colours on a terminal, digits when the output goes to a file
+            print((order_ansi if sys.stdout.isatty() else order_text)(tok, kept, steps_b, steps))
         pictures.append((kept, steps_b, conf_b))
     if cfg.order_html:
         with open(cfg.order_html, "w") as f:

@@ -535,9 +535,28 @@ def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
 # -----------------------------------------------------------------------------
 # the CLI
 
-def test_cli_samples_and_draws_the_order(saved, tmp_path, capsys):
+def test_order_text_puts_the_tenth_of_the_decoding_under_each_character():
+    class Tok:
+        pieces = {0: b"def", 1: b" f", 2: b"():\n", 3: b"   ", 4: b" return", 5: b" 1", 6: b"\n"}
+
+        def token_bytes(self, i):
+            return self.pieces[i]
+    # committed at steps 0..5 of 7 -> tenths 0, 1, 2, 4, 5, 7 (10 * step // 7)
+    assert sample.order_text(Tok(), list(range(7)), list(range(7)), 7) == (
+        "def f():\n"
+        "00011222\n"
+        "    return 1\n"
+        "444555555577")
+
+
+def test_cli_samples_and_draws_the_order(saved, tmp_path, capsys, monkeypatch):
     d, tok = saved
     html_file = tmp_path / "order.html"
+    main([f"--out_dir={d}", "--prompt=def f(x):", "--max_new_tokens=12", "--show_order=True", "--device=cpu",
+          "--dtype=float32"])
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out and any(set(line) <= set("0123456789") and line for line in out.splitlines())
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal gets colours
     main([f"--out_dir={d}", "--prompt=def f(x):", "--max_new_tokens=12", "--num_samples=2", "--show_order=True",
           f"--order_html={html_file}", "--device=cpu", "--dtype=float32", "--chat=True", "--temperature=0.5"])
     out = capsys.readouterr().out
