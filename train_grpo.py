@@ -290,12 +290,12 @@ def main(argv=None):
         ref, _ = build_model(d, parallel if parallel == "fsdp" else "none", False, init_dir=init_dir)
         ref.requires_grad_(False).eval()
     optimizer = make_optimizer(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.weight_decay)
-    start_step, history = 0, []
+    start_step, history, rewards_log = 0, [], []
     if ckpt is not None:
         meta = load_training_state(ckpt, model, optimizer, {"ref_model": ref} if ref is not None else None)
         if meta["tokenizer_identity"] != tok.identity:
             raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, not {tok.identity}.")
-        start_step, history = meta["step"], meta["eval_history"]
+        start_step, history, rewards_log = meta["step"], meta["eval_history"], meta.get("reward_history", [])
         if d.master:
             print(f"resuming from {ckpt} at step {start_step}")
     train_records = read_task_records(cfg.train_file)
@@ -464,6 +464,7 @@ def main(argv=None):
         mean_r = m[0].item() / n
         std_r = math.sqrt(max(0.0, m[1].item() / n - mean_r ** 2))
         done = step + 1
+        rewards_log.append((done, round(mean_r, 4), round(m[2].item() / n, 4), round(m[4].item() / n, 4)))
         if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
             tokens = n * C * n_steps / max(t_rollout, 1e-9)
             print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m[2].item() / n:.3f} | "
@@ -477,7 +478,7 @@ def main(argv=None):
             run_eval(done)
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
             meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
-                        eval_history=history, world_size=d.world_size)
+                        eval_history=history, reward_history=rewards_log, world_size=d.world_size)
             save_checkpoint(cfg.out_dir, done, model, optimizer, meta, init_dir, d, keep_last=cfg.keep_last,
                             extra_models={"ref_model": ref} if ref is not None else None)
     if d.master:
