@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's two commands. Each makes a local virtualenv (.venv) and installs requirements.txt on first use.
-#   bash run.sh          the main job on the embedded default: data -> masked-diffusion pre-training -> SFT -> eval
+#   bash run.sh          the main job on the embedded default: data -> masked-diffusion pre-training -> SFT ->
+#                        eval -> coupled-GRPO -> eval -> samples with their decoding order -> AR-ness -> out/report/report.md
 #   bash run.sh test     the test suite (what CI runs)
 # Every stage skips work already done (prepare_data.py is idempotent, training resumes from its last
 # checkpoint and stops at once when it is complete, eval.py reuses its samples), so a killed run just reruns.
@@ -22,17 +23,41 @@ case "${1:-tiny}" in
     exec .venv/bin/python -m pytest "${@:2}"
     ;;
   tiny)
+    # one stage = one command; its output goes to the terminal and to out/report/<stage>.log, its time to
+    # out/report/times.tsv. Stages that are already done only check and skip (each script is idempotent).
+    # `bash run.sh tiny sft eval_sft` runs only the stages named.
+    R=out/report
+    ONLY=" ${*:2} "
+    mkdir -p "$R"
+    [ "$ONLY" != "  " ] || : > "$R/times.tsv"
     start=$(date +%s)
-    stage() { local t0; t0=$(date +%s); echo "== $1"; "${@:2}"; echo "== $1: $(( $(date +%s) - t0 )) s"; }
-    stage "data: stdlib corpus + tokenizer" .venv/bin/python prepare_data.py
-    stage "data: tiny code tasks" .venv/bin/python prepare_data.py --kind=tasks
-    stage "masked-diffusion pre-training" .venv/bin/python train_pretrain.py config/pretrain_tiny.py
-    stage "conditional SFT on the tiny tasks" .venv/bin/python train_pretrain.py config/sft_tiny.py
-    stage "eval: held-out tiny tasks, greedy pass@1" .venv/bin/python eval.py --out_dir=out/sft_tiny --benchmark=tiny
-    echo "== total $(( $(date +%s) - start )) s"
+    stage() {
+      local name=$1 t0; t0=$(date +%s); shift
+      [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $name "* ]] || return 0
+      echo "== $name: $*"
+      "$@" 2>&1 | tee "$R/$name.log"
+      echo "== $name: $(( $(date +%s) - t0 )) s"
+      printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$R/times.tsv"
+    }
+    set -o pipefail
+    P=.venv/bin/python
+    HELD=data/tasks/test.jsonl
+    stage data       $P prepare_data.py
+    stage tasks      $P prepare_data.py --kind=tasks
+    stage pretrain   $P train_pretrain.py config/pretrain_tiny.py
+    stage sft        $P train_pretrain.py config/sft_tiny.py
+    stage eval_sft   $P eval.py --out_dir=out/sft_tiny --benchmark=tiny --batch_size=32 --results_dir=out/sft_tiny/eval
+    stage grpo       $P train_grpo.py config/grpo_tiny.py --eval_n=0  # eval_sft / eval_grpo measure it
+    stage eval_grpo  $P eval.py --out_dir=out/grpo_tiny --benchmark=tiny --batch_size=32 --results_dir=out/grpo_tiny/eval
+    stage samples    $P sample.py --out_dir=out/grpo_tiny --prompt_file=$HELD --prompt_index=1 --max_new_tokens=64 \
+                        --temperature=0 --show_order=True --order_html=$R/order.html
+    stage arness     $P sample.py --out_dir=out/grpo_tiny --analyze=True --analyze_file=$HELD --analyze_n=32 \
+                        --analyze_temperatures=[0.0,1.0] --max_new_tokens=64
+    $P report.py > /dev/null
+    echo "== total $(( $(date +%s) - start )) s; report: $R/report.md"
     ;;
   *)
-    echo "usage: bash run.sh [tiny|test [pytest args]]" >&2
+    echo "usage: bash run.sh [tiny [stage ...] | test [pytest args]]" >&2
     exit 2
     ;;
 esac

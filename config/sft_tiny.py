@@ -6,9 +6,9 @@ out_dir = "out/sft_tiny"
 sft_file = "data/tasks/train.jsonl"
 # chat prompt ~87 tokens (max 133) + answer + <|im_end|> (max 56) -> every record fits in 192; the rest is <|dlm_pad|>
 block_size = 192
-# 16 rows x 192 tokens = 3,072 tokens per step; 1,500 steps = 24,000 rows, 1.2 epochs of the 20,000 train tasks
+# 16 rows x 192 tokens = 3,072 tokens per step; 2,000 steps = 32,000 rows, 1.6 epochs of the 20,000 train tasks
 batch_size = 16
-max_steps = 1500
+max_steps = 2000
 learning_rate = 1e-3
 warmup_steps = 20
 eval_interval = 250
