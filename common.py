@@ -197,9 +197,11 @@ def full_state_dicts(model, optimizer):
     return msd, osd
 
 
-def save_checkpoint(out_dir, step, model, optimizer, meta, tokenizer_dir, d, keep_last=2, extra_models=None):
+def save_checkpoint(out_dir, step, model, optimizer, meta, tokenizer_files, d, keep_last=2, extra_models=None):
     """Atomically write out_dir/ckpt-{step}/. Collective (all ranks call it; rank 0 writes).
-    extra_models: {name: module} saved as `{name}.safetensors` (e.g. GRPO's reference model)."""
+    tokenizer_files: read_tokenizer_files() of the run's tokenizer, read at start-up (the directory it came
+    from may be a checkpoint that keep_last removes). extra_models: {name: module} saved as
+    `{name}.safetensors` (e.g. GRPO's reference model)."""
     msd, osd = full_state_dicts(model, optimizer)
     extras = {name: full_state_dicts(m, None)[0] for name, m in (extra_models or {}).items()}
     if d.master:
@@ -211,7 +213,7 @@ def save_checkpoint(out_dir, step, model, optimizer, meta, tokenizer_dir, d, kee
         write_hf_checkpoint(msd, model.config, tmp)
         for name, sd in extras.items():
             save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(tmp, f"{name}.safetensors"))
-        copy_tokenizer(tokenizer_dir, tmp)
+        write_tokenizer_files(tokenizer_files, tmp)
         if osd is not None:
             torch.save(osd, os.path.join(tmp, "optimizer.pt"))
         with open(os.path.join(tmp, "meta.json"), "w") as f:
@@ -223,14 +225,26 @@ def save_checkpoint(out_dir, step, model, optimizer, meta, tokenizer_dir, d, kee
     d.barrier()
 
 
-def copy_tokenizer(src_dir, dst_dir):
-    copied = 0
+def read_tokenizer_files(src_dir):
+    """{file name: bytes} of the tokenizer files in src_dir."""
+    files = {}
     for name in TOKENIZER_FILES:
         if os.path.isfile(os.path.join(src_dir, name)):
-            shutil.copy2(os.path.join(src_dir, name), os.path.join(dst_dir, name))
-            copied += 1
-    if not copied:
+            with open(os.path.join(src_dir, name), "rb") as f:
+                files[name] = f.read()
+    if not files:
         raise FileNotFoundError(f"no tokenizer files in '{src_dir}'; run prepare_data.py first.")
+    return files
+
+
+def write_tokenizer_files(files, dst_dir):
+    for name, data in files.items():
+        with open(os.path.join(dst_dir, name), "wb") as f:
+            f.write(data)
+
+
+def copy_tokenizer(src_dir, dst_dir):
+    write_tokenizer_files(read_tokenizer_files(src_dir), dst_dir)
 
 
 def list_checkpoints(out_dir):

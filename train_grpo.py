@@ -261,7 +261,7 @@ def seeded(*keys):
 
 def main(argv=None):
     from common import (Dist, autocast, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
-                        rng_state, save_checkpoint, set_grad_sync)
+                        read_tokenizer_files, rng_state, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
     from sample import completion_text, diffusion_generate
     from tokenizer import Tokenizer
@@ -283,6 +283,7 @@ def main(argv=None):
     ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
     init_dir = resolve_model_dir(cfg.init_from)
     tok = Tokenizer.from_pretrained(init_dir)
+    tok_files = read_tokenizer_files(init_dir)
     parallel = cfg.parallel if d.ddp else "none"
     model, module = build_model(d, parallel, cfg.activation_checkpointing, init_dir=init_dir)
     ref = None
@@ -479,7 +480,7 @@ def main(argv=None):
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
             meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
                         eval_history=history, reward_history=rewards_log, world_size=d.world_size)
-            save_checkpoint(cfg.out_dir, done, model, optimizer, meta, init_dir, d, keep_last=cfg.keep_last,
+            save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_files, d, keep_last=cfg.keep_last,
                             extra_models={"ref_model": ref} if ref is not None else None)
     if d.master:
         if start_step >= cfg.max_steps:

@@ -168,7 +168,8 @@ def truncate_rows(x, maskable, fraction, eos_id, generator):
 
 def main(argv=None):
     from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer,
-                        matmul_flops, read_meta, resolve_model_dir, rng_state, save_checkpoint, set_grad_sync, sync)
+                        matmul_flops, read_meta, read_tokenizer_files, resolve_model_dir, rng_state, save_checkpoint,
+                        set_grad_sync, sync)
     from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
     from model import ModelConfig, predictor_rows
     from tokenizer import Tokenizer
@@ -191,6 +192,7 @@ def main(argv=None):
         from prepare_data import load_data_meta
         load_data_meta(cfg.data_dir)  # raises the "run prepare_data.py" error
     tok = Tokenizer.from_pretrained(tok_dir)
+    tok_files = read_tokenizer_files(tok_dir)  # now: tok_dir may be a checkpoint that keep_last removes later
     if cfg.mode == "pretrain":
         from prepare_data import load_data_meta
         data_identity = load_data_meta(cfg.data_dir)["tokenizer_identity"]
@@ -345,7 +347,7 @@ def main(argv=None):
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
             meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
                         val_history=history, world_size=d.world_size)
-            save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_dir, d, keep_last=cfg.keep_last)
+            save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_files, d, keep_last=cfg.keep_last)
     if d.master:
         ckpt = latest_checkpoint(cfg.out_dir)
         if start_step >= cfg.max_steps:

@@ -96,7 +96,8 @@ def test_resume_is_exact(data_dir, tmp_path, capsys):
     straight = train_losses(capsys.readouterr().out)
     train(data_dir, tmp_path / "resumed", "--max_steps=3", "--lr_decay_steps=6")
     first = train_losses(capsys.readouterr().out)
-    train(data_dir, tmp_path / "resumed", "--max_steps=6", "--lr_decay_steps=6")
+    # keep_last=1 removes the checkpoint it resumed from (and its tokenizer) at step 4: later saves still work
+    train(data_dir, tmp_path / "resumed", "--max_steps=6", "--lr_decay_steps=6", "--ckpt_interval=1", "--keep_last=1")
     out = capsys.readouterr().out
     assert "resuming from" in out
     assert len(straight) == 6 and first + train_losses(out) == straight
