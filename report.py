@@ -41,13 +41,21 @@ def read_json(path):
 
 
 def read_times(path):
-    """[(stage, seconds)] in the order of the last run (a stage run twice keeps its last time)."""
+    """[(stage, seconds, note)]: run.sh appends one line per attempt (stage, seconds, done|interrupted); a stage
+    run several times (interrupted and resumed, or re-checked by a later run) adds up."""
     times = {}
     for line in (read_text(path) or "").splitlines():
-        stage, _, secs = line.rpartition("\t")
-        if stage:
-            times[stage] = float(secs)
-    return list(times.items())
+        stage, secs, status = (line.split("\t") + ["done"])[:3]
+        total, runs, stopped = times.get(stage, (0.0, 0, 0))
+        times[stage] = (total + float(secs), runs + 1, stopped + (status == "interrupted"))
+    return [(s, t, f"{n} runs, {k} interrupted" if n > 1 else "") for s, (t, n, k) in times.items()]
+
+
+def last_run(text):
+    """The output of the last invocation in an appended sample.py log (each starts with its config)."""
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("model ")]
+    return "\n".join(lines[starts[-1]:] if starts else lines)
 
 
 def machine():
@@ -111,9 +119,9 @@ def build(cfg):
            f"Written {time.strftime('%Y-%m-%d %H:%M %Z')} on {machine()}.", ""]
     times = read_times(os.path.join(r, "times.tsv"))
     if times:
-        out += ["## Stage times (this invocation; a stage already done only checks and skips)", "",
-                "| stage | seconds |", "|---|---:|"] + [f"| {s} | {t:.0f} |" for s, t in times]
-        out += [f"| **total** | **{sum(t for _, t in times):.0f}** |", ""]
+        out += ["## Stage times (summed over every attempt; a later run of a finished stage only checks, a few s)", "",
+                "| stage | seconds | |", "|---|---:|---|"] + [f"| {s} | {t:.0f} | {note} |" for s, t, note in times]
+        out += [f"| **total** | **{sum(t for _, t, _ in times):.0f}** | |", ""]
     data = read_json(os.path.join(cfg.data_dir, "meta.json"))
     if data:
         out += ["## Data", "", f"stdlib corpus: {data['train_tokens']:,} train + {data['val_tokens']:,} val tokens, "
@@ -132,7 +140,7 @@ def build(cfg):
                         ("Samples and their decoding order", "samples.log")):
         text = read_text(os.path.join(r, name))
         if text:
-            out += [f"## {title}", "", "```", text.rstrip(), "```", ""]
+            out += [f"## {title}", "", "```", last_run(text).rstrip(), "```", ""]
     if os.path.isfile(os.path.join(r, "order.html")):
         out += ["The decoding-order picture (each token coloured by the step that committed it): `order.html`.", ""]
     return "\n".join(out)

@@ -23,21 +23,24 @@ case "${1:-tiny}" in
     exec .venv/bin/python -m pytest "${@:2}"
     ;;
   tiny)
-    # one stage = one command; its output goes to the terminal and to out/report/<stage>.log, its time to
-    # out/report/times.tsv. Stages that are already done only check and skip (each script is idempotent).
-    # `bash run.sh tiny sft eval_sft` runs only the stages named.
+    # one stage = one command; its output goes to the terminal and to out/report/<stage>.log, its seconds are
+    # appended to out/report/times.tsv (an interrupted attempt too, so a resumed stage adds up). Stages that
+    # are already done only check and skip (each script is idempotent). `bash run.sh tiny sft` runs one stage.
     R=out/report
     ONLY=" ${*:2} "
     mkdir -p "$R"
-    [ "$ONLY" != "  " ] || : > "$R/times.tsv"
     start=$(date +%s)
+    STAGE=""
+    trap '[ -z "$STAGE" ] || printf "%s\t%s\tinterrupted\n" "$STAGE" "$(( $(date +%s) - T0 ))" >> "$R/times.tsv"; exit 130' INT TERM
     stage() {
-      local name=$1 t0; t0=$(date +%s); shift
+      local name=$1; shift
       [ "$ONLY" = "  " ] || [[ "$ONLY" == *" $name "* ]] || return 0
+      STAGE=$name T0=$(date +%s)
       echo "== $name: $*"
-      "$@" 2>&1 | tee "$R/$name.log"
-      echo "== $name: $(( $(date +%s) - t0 )) s"
-      printf '%s\t%s\n' "$name" "$(( $(date +%s) - t0 ))" >> "$R/times.tsv"
+      "$@" 2>&1 | tee -a "$R/$name.log"
+      echo "== $name: $(( $(date +%s) - T0 )) s"
+      printf '%s\t%s\tdone\n' "$name" "$(( $(date +%s) - T0 ))" >> "$R/times.tsv"
+      STAGE=""
     }
     set -o pipefail
     P=.venv/bin/python
