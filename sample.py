@@ -100,7 +100,7 @@ dtype = "bfloat16"  # autocast dtype ('float32': full precision, also casts bf16
 prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
 prompt_file = ""  # read the prompt from this file ('-' for stdin; .jsonl: the "question" of record prompt_index)
 prompt_index = 0
-chat = None  # wrap the prompt in the chat template (None: yes for SFT checkpoints)
+chat = None  # wrap the prompt in the chat template (None: yes for SFT and GRPO checkpoints)
 num_samples = 1  # completions of the prompt, decoded as one batch
 # decoding (DiffuCoder's defaults: entropy, alg_temp 0, top_p 0.95, temperature 0.2-0.4, steps = max_new_tokens)
 max_new_tokens = 128
@@ -571,7 +571,8 @@ def main(argv=None):
     dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model, tok, model_dir, meta = load_model(pick_model_dir(cfg.out_dir), dev, cfg.dtype)
     ctx = autocast(torch.device(dev).type, cfg.dtype)
-    chat = cfg.chat if cfg.chat is not None else meta.get("config", {}).get("mode") == "sft"
+    run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts
+    chat = cfg.chat if cfg.chat is not None else (run.get("mode") == "sft" or "estimator" in run)
     encode = (lambda q: tok.encode(tok.diffucoder_prompt(q))) if chat else tok.encode
     print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; chat template {'on' if chat else 'off'}")
     if cfg.analyze:

@@ -585,3 +585,14 @@ def test_cli_analyze_prints_the_ar_ness_table(saved, tmp_path, capsys):
     assert "local@4" in out and "global@4" in out and "by distance from the prompt" in out
     rows = [line for line in out.splitlines() if line.strip().startswith(("0.00 |", "1.00 |"))]
     assert len(rows) == 4  # one AR-ness row and one entropy-sink row per temperature
+
+
+@pytest.mark.parametrize("run,chat", [({"mode": "pretrain"}, "off"), ({"mode": "sft"}, "on"), ({"estimator": "coupled"}, "on")])
+def test_sft_and_grpo_checkpoints_get_the_chat_template(saved, tmp_path, capsys, run, chat):
+    import shutil
+    d, tok = saved
+    ck = tmp_path / "ck"
+    shutil.copytree(d, ck)
+    (ck / "meta.json").write_text(json.dumps({"tokenizer_identity": tok.identity, "config": run}))
+    main([f"--out_dir={ck}", "--prompt=def f(x):", "--max_new_tokens=4", "--device=cpu", "--dtype=float32"])
+    assert f"chat template {chat}" in capsys.readouterr().out
