@@ -140,7 +140,7 @@ def build(cfg):
                         ("Samples and their decoding order", "samples.log")):
         text = read_text(os.path.join(r, name))
         if text:
-            out += [f"## {title}", "", "```", last_run(text).rstrip(), "```", ""]
+            out += [f"## {title}", "", "````", last_run(text).rstrip(), "````", ""]  # samples hold ``` fences
     if os.path.isfile(os.path.join(r, "order.html")):
         out += ["The decoding-order picture (each token coloured by the step that committed it): `order.html`.", ""]
     return "\n".join(out)
