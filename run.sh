@@ -42,7 +42,6 @@ case "${1:-tiny}" in
       printf '%s\t%s\tdone\n' "$name" "$(( $(date +%s) - T0 ))" >> "$R/times.tsv"
       STAGE=""
     }
-    set -o pipefail
     P=.venv/bin/python
     HELD=data/tasks/test.jsonl
     stage data       $P prepare_data.py

@@ -4,7 +4,7 @@ mode = "sft"
 init_from = "out/pretrain_tiny"
 out_dir = "out/sft_tiny"
 sft_file = "data/tasks/train.jsonl"
-# chat prompt ~87 tokens (max 133) + answer + <|im_end|> (max 56) -> every record fits in 192; the rest is <|dlm_pad|>
+# chat prompt ~83 tokens (max 126) + answer + <|im_end|> (max 52): the longest record is 163 tokens; the rest of 192 is <|dlm_pad|>
 block_size = 192
 # 16 rows x 192 tokens = 3,072 tokens per step; 2,000 steps = 32,000 rows, 1.6 epochs of the 20,000 train tasks
 batch_size = 16
