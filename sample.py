@@ -371,6 +371,32 @@ def diffusion_generate(model, input_ids, attention_mask=None, *, max_new_tokens,
     return x
 
 
+@torch.no_grad()
+def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temperature=0.0, top_p=None, top_k=None,
+                generator=None, stop_ids=()):
+    """Left-to-right decoding of a model trained with objective='ar' (causal attention): the token after the
+    last one, from its row, max_new_tokens times (no KV cache: each step runs the whole prefix). The autoregressive
+    baseline the README compares the diffusion model with. Prompts left-padded. Stops early once every row holds
+    one of `stop_ids` and fills the rest of the row with the first of them. Returns (B, T + max_new_tokens) ids."""
+    from diffusion import training_attention_mask
+    B, P = input_ids.shape
+    real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    x, done = input_ids, torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+    for _ in range(max_new_tokens):
+        position_ids = padding_position_ids(real)
+        rows = (torch.arange(B, device=x.device), torch.full((B,), x.size(1) - 1, device=x.device))
+        logits = model(x, attention_mask=training_attention_mask("ar", real), position_ids=position_ids,
+                       output_rows=rows).float()  # (B, V)
+        nxt = sample_tokens(logits, "maskgit_plus", temperature, top_p, top_k, generator)[0]  # (B,)
+        x = torch.cat([x, nxt[:, None]], dim=1)
+        real = F.pad(real, (0, 1), value=True)
+        if stop_ids:
+            done |= torch.isin(nxt, torch.tensor(list(stop_ids), device=x.device))
+            if bool(done.all()):
+                break
+    return F.pad(x, (0, P + max_new_tokens - x.size(1)), value=stop_ids[0] if stop_ids else 0)
+
+
 # -----------------------------------------------------------------------------
 # AR-ness (DESIGN.md section 7; the prompt counts as decoded left to right before step 1)
 

@@ -1,18 +1,27 @@
 """
-Masked-diffusion training: pre-training from scratch, AR->diffusion adaptation, conditional SFT.
+Training before RL: autoregressive pre-training, AR->diffusion adaptation, masked-diffusion
+pre-training, conditional SFT (diffusion or autoregressive).
 
-    python train_pretrain.py config/pretrain_tiny.py                 # tiny model on the stdlib corpus, CPU
-    python train_pretrain.py config/sft_tiny.py                      # conditional SFT of it
+    python train_pretrain.py config/pretrain_tiny.py                 # tiny AR model on the stdlib corpus + tasks, CPU
+    python train_pretrain.py config/adapt_tiny.py                    # AR -> diffusion adaptation of it
+    python train_pretrain.py config/sft_tiny.py                      # conditional diffusion SFT
     torchrun --nproc_per_node=2 train_pretrain.py config/pretrain_tiny.py --device=cpu   # DDP (gloo)
     torchrun --nproc_per_node=8 train_pretrain.py config/pretrain_7b.py                  # FSDP2
 
-Three modes set by config (DESIGN.md section 5):
-- mode='pretrain': packed unconditional training on a prepared token file; every token but the
-  first of a window may be masked. With init_from=<HF dir> and anneal_steps > 0 this is the
-  AR->diffusion adaptation: attention anneals from causal to full (the DiffuLLaMA rule).
-- mode='sft': (question, answer) records; the prompt (chat template) is never masked; the answer
-  is followed by <|im_end|> and <|dlm_pad|> up to block_size, all of them supervised, so the model
-  learns to end its answer and pad (DiffuCoder's SFT).
+Two objectives (diffusion.py) and two kinds of data, set by config:
+- objective='diffusion': mask a fraction t ~ U(eps, 1) of the maskable tokens, bidirectional
+  attention, the 1/t-weighted loss on the masked tokens. With init_from=<an AR model> and
+  anneal_steps > 0 this is the AR->diffusion adaptation: attention anneals from causal to full
+  (the DiffuLLaMA rule), as DiffuCoder was adapted from Qwen2.5-Coder.
+- objective='ar': causal attention, next-token loss on every supervised token. Same network, same
+  shift (row i predicts token i+1), same checkpoints: the model an adaptation starts from.
+- mode='pretrain': packed unconditional windows of a prepared token file; every token but the
+  first of a window is supervised (AR) or maskable (diffusion).
+- mode='sft': (question, answer) records; the prompt (chat template) is never masked or supervised.
+  The answer is followed by <|im_end|> and <|dlm_pad|> tokens; diffusion supervises all of them, so
+  the model learns to end its answer and pad (DiffuCoder's SFT), AR supervises the answer and its
+  <|im_end|>. With answer_length = n, prompts are left-padded (padding that no token attends to) so
+  that every row ends with a canvas of exactly n answer tokens, the canvas that decoding fills.
 
 Every random choice of a step (which windows or records, t, which tokens are masked) comes from a
 generator seeded by (seed, step) and drawn for the whole global batch on every rank, each rank then
@@ -38,11 +47,14 @@ out_dir = "out/pretrain_tiny"  # checkpoints go to out_dir/ckpt-XXXXXX/ (each an
 init_from = "scratch"  # 'scratch', or a model directory / out_dir to start from (adaptation, SFT)
 resume = True  # continue from the latest checkpoint in out_dir if there is one
 # data
-mode = "pretrain"  # 'pretrain' (packed, unconditional) or 'sft' (prompt clean, answer masked)
+objective = "diffusion"  # 'diffusion' (masked-diffusion loss, bidirectional) or 'ar' (next-token loss, causal)
+mode = "pretrain"  # 'pretrain' (packed, unconditional) or 'sft' (prompt clean, answer supervised)
 data_dir = "data/stdlib"  # pretrain: prepared by prepare_data.py
 sft_file = ""  # sft: jsonl of {question, answer} records (or {prompt, response})
 sft_val_fraction = 0.05  # sft: records held out (by hash) for the val loss
 block_size = 256  # tokens per sequence
+answer_length = None  # sft: answer + <|im_end|> + <|dlm_pad|>s in exactly this many tokens, prompts left-padded
+# (None: prompt at position 0, answer and pads fill the row to block_size)
 # model (init_from='scratch' only)
 n_layer = 6
 n_head = 4
@@ -75,7 +87,9 @@ compile = False  # torch.compile the model
 seed = 1337
 # logging and checkpoints
 log_interval = 10
-eval_interval = 100  # val loss every this many steps (and at the end)
+eval_interval = 100  # val loss and probes every this many steps (and at the end)
+probe_file = ""  # tasks jsonl whose held-out (val) records the copy probes read ('': no probes)
+probe_n = 128  # tasks per copy probe
 eval_batches = 8  # micro-batches of batch_size sequences per val loss
 ckpt_interval = 200  # 0: only at the end
 keep_last = 2  # checkpoints kept in out_dir
@@ -103,10 +117,26 @@ class PackedData:
         self.block_size = block_size
 
     def batch(self, n, generator):
-        """x (n, T) long and maskable (n, T) bool."""
+        """A Rows batch of n windows: every token real and supervised."""
         starts = torch.randint(len(self.tokens) - self.block_size, (n,), generator=generator).tolist()
         x = torch.from_numpy(np.stack([self.tokens[s:s + self.block_size] for s in starts]).astype(np.int64))
-        return x, torch.ones_like(x, dtype=torch.bool)
+        ones = torch.ones_like(x, dtype=torch.bool)
+        return Rows(x, ones, ones, ones)
+
+
+class Rows:
+    """A batch of training rows, all (N, T): x token ids; real (False on left padding); answer (the tokens AR
+    training predicts: the answer and its <|im_end|>, or every token when pre-training); canvas (the tokens
+    diffusion training may mask: the answer, <|im_end|> and the <|dlm_pad|>s, or every token)."""
+
+    def __init__(self, x, real, answer, canvas):
+        self.x, self.real, self.answer, self.canvas = x, real, answer, canvas
+
+    def __getitem__(self, idx):
+        return Rows(self.x[idx], self.real[idx], self.answer[idx], self.canvas[idx])
+
+    def __len__(self):
+        return len(self.x)
 
 
 def sft_records(path):
@@ -116,7 +146,10 @@ def sft_records(path):
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f):
             if line.strip():
-                r = json.loads(line)
+                try:
+                    r = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {i + 1} is not valid JSON ({e}); fix or remove that line.") from None
                 q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
                 if q is None or a is None:
                     raise ValueError(f"{path} line {i + 1} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
@@ -126,57 +159,66 @@ def sft_records(path):
     return records
 
 
-def sft_tensors(records, tok, block_size):
-    """Tokenize (question, answer) pairs: chat prompt + answer + <|im_end|> + <|dlm_pad|>... to
-    block_size. Returns x (N, T), maskable (N, T) (False on the prompt) and the number dropped
-    because they do not fit."""
-    rows, maskable, dropped = [], [], 0
-    for question, answer in records:
+def sft_tensors(records, tok, block_size, answer_length=None):
+    """Tokenize (question, answer) pairs into Rows of block_size tokens:
+    answer_length None: chat prompt + answer + <|im_end|> + <|dlm_pad|>... up to block_size;
+    answer_length n: left padding + chat prompt + a canvas of n tokens (answer + <|im_end|> + <|dlm_pad|>...).
+    Returns (Rows, number of records dropped because they do not fit)."""
+    rows, real, answer, canvas, dropped = [], [], [], [], 0
+    for question, text in records:
         prompt = tok.encode(tok.diffucoder_prompt(question))
-        response = tok.encode(answer) + [tok.im_end_id]
-        if len(prompt) + len(response) > block_size:
+        response = tok.encode(text) + [tok.im_end_id]
+        n = answer_length or block_size - len(prompt)  # canvas tokens
+        pad = block_size - len(prompt) - n  # left padding
+        if len(response) > n or pad < 0:
             dropped += 1
             continue
-        ids = prompt + response + [tok.dlm_pad_token_id] * (block_size - len(prompt) - len(response))
-        rows.append(ids)
-        maskable.append([False] * len(prompt) + [True] * (block_size - len(prompt)))
+        rows.append([tok.pad_token_id] * pad + prompt + response + [tok.dlm_pad_token_id] * (n - len(response)))
+        real.append([False] * pad + [True] * (len(prompt) + n))
+        answer.append([False] * (pad + len(prompt)) + [True] * len(response) + [False] * (n - len(response)))
+        canvas.append([False] * (pad + len(prompt)) + [True] * n)
     if not rows:
-        raise ValueError(f"no SFT record fits in block_size={block_size}; raise block_size.")
-    return torch.tensor(rows), torch.tensor(maskable), dropped
+        raise ValueError(f"no SFT record fits in block_size={block_size} (answer_length={answer_length}); raise them.")
+    return Rows(*(torch.tensor(v) for v in (rows, real, answer, canvas))), dropped
 
 
 class SFTData:
     """Epochs over fixed-length SFT rows, reshuffled per epoch, indexed by the global sample number."""
 
-    def __init__(self, x, maskable, seed):
-        self.x, self.maskable, self.seed = x, maskable, seed
+    def __init__(self, rows, seed):
+        self.data, self.seed = rows, seed
 
     def rows(self, start, n):
         from common import epoch_indices
-        idx = epoch_indices(start, n, len(self.x), self.seed)
-        return self.x[idx], self.maskable[idx]
+        return self.data[epoch_indices(start, n, len(self.data), self.seed)]
 
 
-def truncate_rows(x, maskable, fraction, eos_id, generator):
+def truncate_rows(rows, fraction, eos_id, generator):
     """Cut a random `fraction` of rows to a random length: the tail becomes EOS and is not supervised."""
-    B, T = x.shape
+    B, T = rows.x.shape
     cut = torch.rand(B, generator=generator) < fraction
     lengths = torch.randint(1, T, (B,), generator=generator)
     tail = cut[:, None] & (torch.arange(T)[None, :] >= lengths[:, None])
-    return x.masked_fill(tail, eos_id), maskable & ~tail
+    return Rows(rows.x.masked_fill(tail, eos_id), rows.real, rows.answer & ~tail, rows.canvas & ~tail)
 
 
 def main(argv=None):
     from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer,
-                        matmul_flops, read_meta, read_tokenizer_files, resolve_model_dir, rng_state, save_checkpoint,
+                        matmul_flops, read_meta, read_tokenizer_files, resolve_model_dir, save_checkpoint,
                         set_grad_sync, sync)
-    from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
-    from model import ModelConfig, predictor_rows
+    from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
+    from model import ModelConfig, padding_position_ids, predictor_rows
+    from probes import format_probes
     from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     if cfg.mode not in ("pretrain", "sft"):
         raise ValueError(f"mode must be 'pretrain' or 'sft', got '{cfg.mode}'.")
+    if cfg.objective not in ("diffusion", "ar"):
+        raise ValueError(f"objective must be 'diffusion' or 'ar', got '{cfg.objective}'.")
+    if cfg.objective == "ar" and cfg.anneal_steps > 0:
+        raise ValueError("anneal_steps anneals attention from causal to bidirectional for objective='diffusion'; "
+                         "set anneal_steps=0 for objective='ar'.")
     d = Dist(cfg.device)
     if d.master:
         print("train_pretrain.py config:")
@@ -186,8 +228,6 @@ def main(argv=None):
     ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
     init_dir = ckpt or (resolve_model_dir(cfg.init_from) if cfg.init_from != "scratch" else None)
     tok_dir = init_dir or os.path.join(cfg.data_dir, "tokenizer")
-    if cfg.mode == "sft" and init_dir is None:
-        raise ValueError("mode='sft' needs init_from=<a model directory or a pre-training out_dir>.")
     if init_dir is None and not os.path.isdir(tok_dir):
         from prepare_data import load_data_meta
         load_data_meta(cfg.data_dir)  # raises the "run prepare_data.py" error
@@ -206,13 +246,19 @@ def main(argv=None):
         records = sft_records(cfg.sft_file)
         train_recs = [r for r in records if not is_val(r[0], cfg.sft_val_fraction)]
         val_recs = [r for r in records if is_val(r[0], cfg.sft_val_fraction)] or train_recs[:cfg.batch_size]
-        x, m, dropped = sft_tensors(train_recs, tok, cfg.block_size)
-        train_data = SFTData(x, m, cfg.seed)
-        vx, vm, _ = sft_tensors(val_recs, tok, cfg.block_size)
-        val_data = SFTData(vx, vm, cfg.seed + 1)
+        rows, dropped = sft_tensors(train_recs, tok, cfg.block_size, cfg.answer_length)
+        train_data = SFTData(rows, cfg.seed)
+        val_rows, _ = sft_tensors(val_recs, tok, cfg.block_size, cfg.answer_length)
+        val_data = SFTData(val_rows, cfg.seed + 1)
         if d.master:
-            print(f"sft: {len(x):,} train rows ({dropped} dropped: longer than block_size), {len(vx):,} val rows; "
-                  f"prompt tokens {(~m).sum(1).float().mean():.0f}, answer+pad tokens {m.sum(1).float().mean():.0f} per row on average")
+            prompt = (rows.real & ~rows.canvas).sum(1).float().mean()
+            print(f"sft: {len(rows):,} train rows ({dropped} dropped: too long), {len(val_rows):,} val rows; per row on average "
+                  f"{(~rows.real).sum(1).float().mean():.0f} left padding, {prompt:.0f} prompt, "
+                  f"{rows.answer.sum(1).float().mean():.0f} answer + <|im_end|>, {rows.canvas.sum(1).float().mean():.0f} canvas tokens")
+    probes = None
+    if cfg.probe_file:
+        from probes import Probes
+        probes = Probes.build(tok, cfg.probe_file, cfg.probe_n, cfg.sft_val_fraction, cfg.answer_length, cfg.seed)
 
     model_config = None
     if init_dir is None:
@@ -229,10 +275,11 @@ def main(argv=None):
     if tok.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tok.vocab_size} ids but the model only {model.config.vocab_size} rows; they do not belong together.")
     optimizer = make_optimizer(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.weight_decay)
-    start_step, history = 0, []
+    start_step, history, probe_history = 0, [], []
     if ckpt is not None:
         meta = load_training_state(ckpt, model, optimizer)
         history = [tuple(h) for h in meta["val_history"]]
+        probe_history = [tuple(h) for h in meta.get("probe_history", [])]
         if meta["tokenizer_identity"] != tok.identity:
             raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, not {tok.identity}.")
         start_step = meta["step"]
@@ -252,72 +299,95 @@ def main(argv=None):
     if d.master:
         print(f"model: {model.num_params() / 1e6:.2f}M parameters ({model.num_params(exclude_embedding=True) / 1e6:.2f}M without the embedding), "
               f"vocab {model.config.vocab_size}, mask id {tok.mask_token_id}")
+        anneal = f", attention annealed causal -> full over {cfg.anneal_steps} steps" if cfg.anneal_steps else ""
+        print(f"objective {cfg.objective}{anneal}; {cfg.mode} data")
         print(f"{d.world_size} rank(s) on {d.device} ({cfg.parallel if d.ddp else 'single process'}), {cfg.dtype} autocast; "
               f"{global_B} sequences x {T} tokens = {tokens_per_step:,} tokens per step; "
               f"{cfg.grad_accum} micro-batch(es) of {cfg.batch_size} per rank per step; "
               f"measured matmul peak {peak / 1e12:.2f} TFLOP/s")
         if cfg.mode == "sft":
-            print(f"{cfg.max_steps} steps = {cfg.max_steps * global_B / len(train_data.x):.1f} epochs over the SFT rows")
+            print(f"{cfg.max_steps} steps = {cfg.max_steps * global_B / len(train_data.data):.1f} epochs over the SFT rows")
     mask_id = tok.mask_token_id
 
     def global_batch(data, step, generator, n):
+        """n rows of the global batch and their noise: (Rows, model input, supervised positions (B, T), t (B,))."""
         if cfg.mode == "pretrain":
-            x, maskable = data.batch(n, generator)
+            rows = data.batch(n, generator)
             if cfg.truncate_fraction > 0:
-                x, maskable = truncate_rows(x, maskable, cfg.truncate_fraction, tok.eos_token_id, generator)
+                rows = truncate_rows(rows, cfg.truncate_fraction, tok.eos_token_id, generator)
         else:
-            x, maskable = data.rows(step * n, n)
+            rows = data.rows(step * n, n)
+        if cfg.objective == "ar":  # predict every answer token from the clean tokens before it
+            targets = rows.answer.clone()
+            targets[:, 0] = False  # nothing predicts position 0
+            return rows, rows.x, targets, None
         t, u = sample_noise(n, T, cfg.eps, generator)
-        x_t, masked = apply_mask(x, maskable, t, u, mask_id)
-        return x, x_t, masked, t
+        x_t, masked = apply_mask(rows.x, rows.canvas, t, u, mask_id)
+        return rows, x_t, masked, t
+
+    def forward_loss(rows, inp, targets, t, step, normalizer, micro=0):
+        """The loss of one micro-batch (all tensors on the device), divided by `normalizer`."""
+        ag = None
+        if cfg.anneal_steps > 0 and step < cfg.anneal_steps:  # the annealing coins, per (step, rank, micro-batch)
+            ag = torch.Generator(device=d.device).manual_seed((cfg.seed * 1_000_003 + step) * 4099 + d.rank * 257 + micro)
+        attn = training_attention_mask(cfg.objective, rows.real, step, cfg.anneal_steps, ag)
+        pos = None if bool(rows.real.all()) else padding_position_ids(rows.real)
+        with autocast(d.device_type, cfg.dtype):
+            logits = module(inp, attention_mask=attn, position_ids=pos, output_rows=predictor_rows(targets))
+        if cfg.objective == "ar":
+            return ar_loss(logits, rows.x, targets, normalizer)
+        return diffusion_loss(logits, rows.x, targets, t, normalizer)
+
+    def to_device(rows, inp, targets, t, sl):
+        r = Rows(*(v[sl].to(d.device) for v in (rows.x, rows.real, rows.answer, rows.canvas)))
+        return r, inp[sl].to(d.device), targets[sl].to(d.device), None if t is None else t[sl].to(d.device)
 
     @torch.no_grad()
-    def evaluate():
-        """Val loss on fixed batches and fixed noise; rows split across ranks."""
+    def evaluate(step):
+        """Val loss on fixed batches and fixed noise, rows split across ranks (after annealing: full
+        attention), and the probes (rank 0 prints them)."""
         module.eval()
         total, count = torch.zeros((), device=d.device), torch.zeros((), device=d.device)
         g = step_generator(cfg.seed + 1, 0)
         for i in range(cfg.eval_batches):
-            x, x_t, masked, t = global_batch(val_data, i, g, cfg.batch_size * d.world_size)
+            batch = global_batch(val_data, i, g, cfg.batch_size * d.world_size)
             sl = slice(d.rank * cfg.batch_size, (d.rank + 1) * cfg.batch_size)
-            xs, xts, ms, ts = x[sl].to(d.device), x_t[sl].to(d.device), masked[sl].to(d.device), t[sl].to(d.device)
-            with autocast(d.device_type, cfg.dtype):
-                logits = module(xts, output_rows=predictor_rows(ms))
-            total += diffusion_loss(logits, xs, ms, ts, normalizer=1)
-            count += masked[sl].sum()
+            rows, inp, targets, t = to_device(*batch, sl)
+            total += forward_loss(rows, inp, targets, t, cfg.anneal_steps, normalizer=1)
+            count += targets.sum()
         d.all_reduce(total), d.all_reduce(count)
+        result = {}
+        if probes is not None:
+            with autocast(d.device_type, cfg.dtype):
+                result = probes.run(model, cfg.objective, d.device)
         module.train()
-        return (total / count).item()
+        return (total / count).item(), result
 
     # training loop -----------------------------------------------------------------------
     t_start, step_times = time.time(), []
     for step in range(start_step, cfg.max_steps):
         if step % cfg.eval_interval == 0 and step > start_step or step == start_step == 0:
-            val = evaluate()
+            val, probe = evaluate(step)
             history.append((step, val))
+            probe_history.append((step, probe))
             if d.master:
                 print(f"step {step}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
+                if probe:
+                    print(f"step {step}/{cfg.max_steps} | probes {format_probes(probe)}", flush=True)
         t0 = time.time()
         lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, decay_steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
         g = step_generator(cfg.seed, step)
-        x, x_t, masked, t = global_batch(train_data, step, g, global_B)
-        normalizer = masked.sum().clamp(min=1).item()  # masked tokens in the whole optimizer step
-        mine = slice(d.rank * local_B, (d.rank + 1) * local_B)
-        x, x_t, masked, t = x[mine].to(d.device), x_t[mine].to(d.device), masked[mine].to(d.device), t[mine].to(d.device)
+        batch = global_batch(train_data, step, g, global_B)
+        normalizer = batch[2].sum().clamp(min=1).item()  # supervised (masked) tokens in the whole optimizer step
+        rows, inp, targets, t = to_device(*batch, slice(d.rank * local_B, (d.rank + 1) * local_B))
         loss_sum = torch.zeros((), device=d.device)
         for micro in range(cfg.grad_accum):
             sl = slice(micro * cfg.batch_size, (micro + 1) * cfg.batch_size)
             set_grad_sync(module, micro == cfg.grad_accum - 1)
-            attn = None
-            if cfg.anneal_steps > 0:
-                ag = torch.Generator(device=d.device).manual_seed((cfg.seed * 1_000_003 + step) * 4099 + d.rank * 257 + micro)
-                attn = annealed_attention_mask(cfg.batch_size, T, step, cfg.anneal_steps, ag, d.device)
-            with autocast(d.device_type, cfg.dtype):
-                logits = module(x_t[sl], attention_mask=attn, output_rows=predictor_rows(masked[sl]))
-            # x world_size: DDP and FSDP average gradients over ranks, we want the sum / normalizer
-            loss = diffusion_loss(logits, x[sl], masked[sl], t[sl], normalizer=normalizer) * d.world_size
+            loss = forward_loss(rows[sl], inp[sl], targets[sl], None if t is None else t[sl], step, normalizer, micro)
+            loss = loss * d.world_size  # DDP and FSDP average gradients over ranks, we want the sum / normalizer
             loss.backward()
             loss_sum += loss.detach() / d.world_size
         if cfg.grad_clip > 0:
@@ -340,13 +410,16 @@ def main(argv=None):
                       f"{tokens_per_step / dt:,.0f} tok/s | mfu {100 * flops_per_step / dt / peak:.0f}% | eta {eta / 60:.1f}m", flush=True)
         last = done == cfg.max_steps
         if last:
-            val = evaluate()
+            val, probe = evaluate(done)
             history.append((done, val))
+            probe_history.append((done, probe))
             if d.master:
                 print(f"step {done}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
+                if probe:
+                    print(f"step {done}/{cfg.max_steps} | probes {format_probes(probe)}", flush=True)
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
-            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
-                        val_history=history, world_size=d.world_size)
+            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, val_history=history,
+                        probe_history=probe_history, world_size=d.world_size)
             save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_files, d, keep_last=cfg.keep_last)
     if d.master:
         ckpt = latest_checkpoint(cfg.out_dir)

@@ -1,17 +1,25 @@
-# Conditional SFT of the tiny pre-trained model on the tiny code tasks (DiffuCoder's stage 3, at toy scale).
-# Needs: python prepare_data.py && python prepare_data.py --kind=tasks && python train_pretrain.py config/pretrain_tiny.py
+# AR->diffusion adaptation and conditional SFT of the tiny AR model (config/ar_tiny.py) on the tiny tasks: the
+# masked-diffusion loss on the answer canvas, attention annealed from causal to bidirectional over the first
+# 100 steps (DiffuLLaMA's rule, as DiffuCoder's adaptation of Qwen2.5-Coder; at toy scale the adaptation runs on
+# the SFT data itself), then plain bidirectional diffusion SFT (DiffuCoder's stage 3).
+# Needs: python train_pretrain.py config/ar_tiny.py
 mode = "sft"
-init_from = "out/pretrain_tiny"
+init_from = "out/ar_tiny"
 out_dir = "out/sft_tiny"
 sft_file = "data/tasks/train.jsonl"
-# chat prompt ~83 tokens (max 126) + answer + <|im_end|> (max 52): the longest record is 163 tokens; the rest of 192 is <|dlm_pad|>
+probe_file = "data/tasks/train.jsonl"
+anneal_steps = 100
+# rows: left padding + chat prompt (max 126 tokens) + the 64-token canvas that decoding and GRPO rollouts fill:
+# answer + <|im_end|> (max 53) + <|dlm_pad|>s, all supervised, so the model learns where its answer ends
 block_size = 192
-# 16 rows x 192 tokens = 3,072 tokens per step; 2,000 steps = 32,000 rows, 1.6 epochs of the 20,000 train tasks
+answer_length = 64
+# 16 rows x 192 tokens = 3,072 tokens per step; 600 steps = 9,600 rows, 0.5 epochs of the 19,011 train rows
 batch_size = 16
-max_steps = 2000
-learning_rate = 1e-3
+max_steps = 600
+# a third of the AR stage's rate keeps the copy mechanism through the annealing (1e-3 copied names at 0.57, 3e-4 at 0.99)
+learning_rate = 3e-4
 warmup_steps = 20
-eval_interval = 250
+eval_interval = 100
 eval_batches = 4
-ckpt_interval = 250
+ckpt_interval = 200
 dtype = "bfloat16"

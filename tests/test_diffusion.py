@@ -1,5 +1,6 @@
 """
-The forward process and the masked-diffusion loss (diffusion.py).
+The training objectives (diffusion.py): the forward process, the masked-diffusion loss, the autoregressive
+loss and the training attention masks (causal, annealed, full; with left padding).
 
 Run: .venv/bin/python -m pytest tests/test_diffusion.py
 """
@@ -9,8 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from diffusion import annealed_attention_mask, apply_mask, diffusion_loss, sample_noise
-from model import predictor_rows
+from diffusion import annealed_attention_mask, apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
+from model import ModelConfig, Transformer, padding_position_ids, predictor_rows
 
 MASK = 99
 
@@ -93,3 +94,60 @@ def test_annealed_mask_goes_from_causal_to_full():
     mid = annealed_attention_mask(4, 32, step=499, anneal_steps=1000, generator=g)
     assert abs(mid[:, 0][:, ~causal].float().mean().item() - 0.5) < 0.05
     assert annealed_attention_mask(4, 32, step=999, anneal_steps=1000) is None  # fully bidirectional
+
+
+def test_ar_loss_equals_hand_computation():
+    """Row i of the raw logits predicts token i+1; the loss averages the CE of the target tokens."""
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [5.0, 5.0]],
+                           [[1.0, 1.0], [3.0, 0.0], [0.0, 0.0]]])
+    x0 = torch.tensor([[0, 1, 0], [1, 0, 1]])
+    targets = torch.tensor([[False, True, True], [False, False, True]])
+
+    def ce(row, target):
+        return -math.log(math.exp(row[target]) / sum(math.exp(v) for v in row))
+    expected = (ce([2.0, 0.0], 1) + ce([0.0, 1.0], 0) + ce([3.0, 0.0], 1)) / 3  # no 1/t weight
+    rows = logits[predictor_rows(targets)]
+    assert abs(ar_loss(rows, x0, targets).item() - expected) < 1e-6
+    assert abs(ar_loss(rows, x0, targets, normalizer=1).item() - expected * 3) < 1e-5
+
+
+def test_training_attention_masks():
+    real = torch.ones(2, 5, dtype=torch.bool)
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    ar = training_attention_mask("ar", real)
+    assert ar.shape == (2, 1, 5, 5) and torch.equal(ar[0, 0], causal) and torch.equal(ar[1, 0], causal)
+    assert training_attention_mask("diffusion", real) is None  # full attention, no mask tensor
+    assert training_attention_mask("diffusion", real, step=10, anneal_steps=10) is None  # annealing is over
+    g = torch.Generator().manual_seed(0)
+    early = training_attention_mask("diffusion", real, step=0, anneal_steps=10_000, generator=g)
+    assert early[:, 0][:, causal].all() and early[:, 0][:, ~causal].float().mean() < 0.05
+    real[1, :2] = False  # row 1 is left-padded by 2
+    ar = training_attention_mask("ar", real)
+    assert torch.equal(ar[0, 0], causal)
+    assert not ar[1, 0, 2:, :2].any() and torch.equal(ar[1, 0, 2:, 2:], causal[:3, :3])  # real tokens never see padding
+    full = training_attention_mask("diffusion", real)
+    assert full[1, 0, 2:, 2:].all() and not full[1, 0, 2:, :2].any() and full[0].all()
+
+
+def test_causal_mask_blocks_the_future():
+    """With the 'ar' mask, changing a later token leaves every earlier row's logits unchanged (and changes later
+    rows); with full attention it changes them all. Also with left padding."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, n_layer=2, n_head=2, n_kv_head=1, n_embd=32, intermediate_size=64,
+                                    max_seq_len=32)).eval()
+    x = torch.randint(0, 64, (2, 12))
+    y = x.clone()
+    y[:, 7] = (x[:, 7] + 1) % 64
+    real = torch.ones_like(x, dtype=torch.bool)
+    real[1, :3] = False
+    pos = padding_position_ids(real)
+    with torch.no_grad():
+        a = model(x, attention_mask=training_attention_mask("ar", real), position_ids=pos)
+        b = model(y, attention_mask=training_attention_mask("ar", real), position_ids=pos)
+        c = model(y, attention_mask=training_attention_mask("diffusion", real), position_ids=pos)
+        d = model(x, attention_mask=training_attention_mask("diffusion", real), position_ids=pos)
+    assert torch.equal(a[:, :7], b[:, :7])
+    assert (a[:, 7:] - b[:, 7:]).abs().amax(-1).min() > 1e-4  # every later row sees the change
+    changed = (c - d).abs().amax(-1) > 1e-4  # (B, T)
+    assert changed[0, :7].all() and changed[1, 3:7].all()  # bidirectional: earlier real rows see it too
+    assert not changed[1, :3].any()  # a padding row attends to itself only

@@ -65,7 +65,9 @@ def test_pass_at_k_hand_examples_and_evalplus():
     assert ev.pass_at_k(200, 7, 100) == pytest.approx(1 - comb(193, 100) / comb(200, 100))
     with pytest.raises(ValueError):
         ev.pass_at_k(3, 1, 5)
-    assert ev.pass_at_ks(2, [2, 1, 0]) == {"pass@1": pytest.approx(0.5)}  # k = 5, 10 > n are left out
+    # k = 5, 10 > n are left out, k = n is always in: (1 + 1 + 0) / 3 tasks have a pass in 2 samples
+    assert ev.pass_at_ks(2, [2, 1, 0]) == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(2 / 3)}
+    assert set(ev.pass_at_ks(8, [0, 8])) == {"pass@1", "pass@5", "pass@8"}
     assert ev.pass_at_ks(10, [0, 10]) == {"pass@1": 0.5, "pass@5": 0.5, "pass@10": 0.5}
 
 
@@ -225,8 +227,8 @@ def test_evaluate_tasks_end_to_end(saved):
     model, tok, _, _ = load_model(saved[0], "cpu", "float32")
     tasks = generate_tasks("test", 3, seed=0)
     out = ev.evaluate_tasks(model, tok, tasks, n_samples=2, max_new_tokens=8, dtype="float32", batch_size=4, workers=1)
-    assert set(out) == {"pass@1", "format_rate", "mean_test_pass_fraction", "per_task"}
-    assert all(0.0 <= out[k] <= 1.0 for k in ("pass@1", "format_rate", "mean_test_pass_fraction"))
+    assert set(out) == {"pass@1", "pass@2", "format_rate", "mean_test_pass_fraction", "per_task"}
+    assert all(0.0 <= out[k] <= 1.0 for k in ("pass@1", "pass@2", "format_rate", "mean_test_pass_fraction"))
     assert [p["task_id"] for p in out["per_task"]] == [t.task_id for t in tasks]
     assert all(len(p["completions"]) == 2 and isinstance(p["completions"][0], str) for p in out["per_task"])
     # batched, length-sorted decoding returns each prompt's own greedy completion, in input order

@@ -596,3 +596,27 @@ def test_sft_and_grpo_checkpoints_get_the_chat_template(saved, tmp_path, capsys,
     (ck / "meta.json").write_text(json.dumps({"tokenizer_identity": tok.identity, "config": run}))
     main([f"--out_dir={ck}", "--prompt=def f(x):", "--max_new_tokens=4", "--device=cpu", "--dtype=float32"])
     assert f"chat template {chat}" in capsys.readouterr().out
+
+
+# -----------------------------------------------------------------------------
+# autoregressive decoding (the AR baseline)
+
+def test_ar_generate_equals_a_plain_greedy_loop_with_left_padding(model):
+    """ar_generate at temperature 0 = for each row alone, append argmax of the causal model's last row, n times;
+    left padding in a batch changes nothing; stop ids end it early and fill the rest."""
+    from diffusion import training_attention_mask
+    ps = prompts([5, 9, 3], seed=3)
+    ids, mask = left_padded(ps)
+    out = sample.ar_generate(model, ids, mask, max_new_tokens=6)
+    assert out.shape == (3, ids.size(1) + 6)
+    for b, p in enumerate(ps):
+        x = p[None]
+        for _ in range(6):
+            real = torch.ones_like(x, dtype=torch.bool)
+            with torch.no_grad():
+                logits = model(x, attention_mask=training_attention_mask("ar", real))[0, -1]
+            x = torch.cat([x, logits.argmax()[None, None]], 1)
+        assert out[b, ids.size(1):].tolist() == x[0, len(p):].tolist()
+    stop = int(out[0, ids.size(1) + 1])  # row 0's second token
+    early = sample.ar_generate(model, ids[:1], mask[:1], max_new_tokens=6, stop_ids=(stop,))
+    assert early[0, ids.size(1):].tolist() == out[0, ids.size(1):ids.size(1) + 2].tolist() + [stop] * 4

@@ -143,12 +143,13 @@ def test_sft_mode_keeps_prompt_clean(data_dir, tmp_path):
     from tokenizer import Tokenizer
     tok = Tokenizer.from_pretrained(os.path.join(data_dir, "tokenizer"))
     records = [(f"Write f{i}.", f"```python\ndef f{i}(x):\n    return x + {i}\n```\n") for i in range(40)]
-    x, maskable, dropped = train_pretrain.sft_tensors(records + [("long " * 200, "x")], tok, 128)
-    assert dropped == 1 and x.shape == (40, 128)
+    rows, dropped = train_pretrain.sft_tensors(records + [("long " * 200, "x")], tok, 128)
+    assert dropped == 1 and rows.x.shape == (40, 128)
     prompt = tok.encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWrite f3.\n<|im_end|>\n<|im_start|>assistant\n")
     answer = tok.encode(records[3][1]) + [tok.im_end_id]
-    assert x[3].tolist() == prompt + answer + [tok.dlm_pad_token_id] * (128 - len(prompt) - len(answer))
-    assert not maskable[3, :len(prompt)].any() and maskable[3, len(prompt):].all()
+    assert rows.x[3].tolist() == prompt + answer + [tok.dlm_pad_token_id] * (128 - len(prompt) - len(answer))
+    assert not rows.canvas[3, :len(prompt)].any() and rows.canvas[3, len(prompt):].all() and rows.real.all()
+    assert rows.answer[3].tolist() == [False] * len(prompt) + [True] * len(answer) + [False] * (128 - len(prompt) - len(answer))
     # an SFT run on top of a pre-trained checkpoint
     train(data_dir, tmp_path / "pre", "--max_steps=2")
     sft_file = tmp_path / "sft.jsonl"
@@ -156,6 +157,43 @@ def test_sft_mode_keeps_prompt_clean(data_dir, tmp_path):
     history = train_pretrain.main(["--mode=sft", f"--sft_file={sft_file}", f"--init_from={tmp_path / 'pre'}",
                                    f"--out_dir={tmp_path / 'sft'}", *TINY, "--block_size=128", "--max_steps=2"])
     assert len(history) == 2 and os.path.isdir(tmp_path / "sft" / "ckpt-000002")
+
+
+def test_sft_rows_with_an_answer_canvas_are_left_padded(data_dir):
+    """answer_length = n: every row ends with the same n-token canvas (answer, <|im_end|>, <|dlm_pad|>s) and the
+    prompt sits right before it, after left padding that no token attends to."""
+    from tokenizer import Tokenizer
+    tok = Tokenizer.from_pretrained(os.path.join(data_dir, "tokenizer"))
+    records = [("Write f.", "```python\nreturn 1\n```\n"), ("Write a longer function g, please.", "```python\nreturn 22\n```\n"),
+               ("Too long an answer.", "x " * 40)]
+    T, n = 160, 40
+    rows, dropped = train_pretrain.sft_tensors(records, tok, T, answer_length=n)
+    assert dropped == 1 and rows.x.shape == (2, T)
+    for b, (q, a) in enumerate(records[:2]):
+        prompt, answer = tok.encode(tok.diffucoder_prompt(q)), tok.encode(a) + [tok.im_end_id]
+        pad = T - n - len(prompt)
+        assert pad > 0 and len(answer) < n
+        assert rows.x[b].tolist() == [tok.pad_token_id] * pad + prompt + answer + [tok.dlm_pad_token_id] * (n - len(answer))
+        assert rows.real[b].tolist() == [False] * pad + [True] * (T - pad)
+        assert rows.canvas[b].tolist() == [False] * (T - n) + [True] * n
+        assert rows.answer[b].tolist() == [False] * (T - n) + [True] * len(answer) + [False] * (n - len(answer))
+
+
+def test_ar_training_then_adaptation_starts_from_its_weights(data_dir, tmp_path, capsys):
+    """objective='ar' trains (the loss falls) and writes an ordinary checkpoint; an AR->diffusion adaptation run
+    initialised from it starts from exactly its weights (a learning rate of 0 leaves them unchanged)."""
+    history = train(data_dir, tmp_path / "ar", "--objective=ar", "--max_steps=30", "--eval_interval=15")
+    assert history[-1][1] < history[0][1] - 0.5
+    assert "objective ar" in capsys.readouterr().out
+    train(data_dir, tmp_path / "adapt", f"--init_from={tmp_path / 'ar'}", "--anneal_steps=100", "--max_steps=1",
+          "--learning_rate=0")
+    out = capsys.readouterr().out
+    assert "attention annealed causal -> full over 100 steps" in out
+    a, b = weights(tmp_path / "ar"), weights(tmp_path / "adapt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # and with a learning rate it moves on from there
+    train(data_dir, tmp_path / "adapt2", f"--init_from={tmp_path / 'ar'}", "--anneal_steps=100", "--max_steps=2")
+    assert max_diff(a, weights(tmp_path / "adapt2")) > 0
 
 
 def cli_error(capsys, argv):
@@ -169,6 +207,8 @@ def cli_error(capsys, argv):
 def test_bad_input_gives_one_line_errors(data_dir, tmp_path, capsys):
     assert "expects a int" in cli_error(capsys, ["--max_steps=ten"])
     assert "did you mean 'learning_rate'" in cli_error(capsys, ["--learnin_rate=1"])
+    assert "objective must be 'diffusion' or 'ar'" in cli_error(capsys, ["--objective=causal"])
+    assert "set anneal_steps=0 for objective='ar'" in cli_error(capsys, ["--objective=ar", "--anneal_steps=10"])
     assert "run `python prepare_data.py" in cli_error(capsys, [f"--data_dir={tmp_path / 'nothing'}", f"--out_dir={tmp_path / 'o'}"])
     # a checkpoint whose shapes do not match its config, and a truncated weight file
     train(data_dir, tmp_path / "good", "--max_steps=1")
