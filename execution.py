@@ -466,13 +466,19 @@ _live_servers = set()   # every server this process started and has not closed
 
 
 def _take_server():
+    """An idle fork server for PYTHON, or a new one; dead ones and those of another PYTHON are closed."""
+    server, stale = None, []
     with _servers_lock:
-        while _idle_servers:
+        while _idle_servers and server is None:
             server = _idle_servers.pop()
-            if server.python == PYTHON and server.proc.poll() is None:
-                return server
-            _live_servers.discard(server)
-            server.close(kill=True)
+            if server.python != PYTHON or server.proc.poll() is not None:
+                _live_servers.discard(server)
+                stale.append(server)
+                server = None
+    for old in stale:
+        old.close(kill=True)
+    if server is not None:
+        return server
     server = _Server(PYTHON)
     with _servers_lock:
         _live_servers.add(server)
@@ -579,12 +585,12 @@ def package_dirs(packages):
 
 def hidden_dirs():
     """HIDDEN, or by default the caller's home and this project's directory (with out/ and data/ wherever
-    they point), as real paths."""
-    if HIDDEN is not None:
-        return sorted({os.path.realpath(p) for p in HIDDEN})
+    they point): the outermost existing directories, as real paths."""
     project = os.path.dirname(os.path.abspath(__file__))
-    paths = [os.path.expanduser("~"), project, os.path.join(project, "out"), os.path.join(project, "data")]
-    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+    paths = HIDDEN if HIDDEN is not None else [os.path.expanduser("~"), project, os.path.join(project, "out"),
+                                               os.path.join(project, "data")]
+    real = {os.path.realpath(p) for p in paths if os.path.isdir(p)} - {"/"}
+    return sorted(p for p in real if not any(p.startswith(q.rstrip("/") + "/") for q in real))
 
 
 def run_tests(program: str, tests: list, timeout_s: float = 5.0, packages=False,

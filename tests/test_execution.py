@@ -1,7 +1,8 @@
-"""Tests for execution.py: adversarial programs are contained and scored right, the rewards, HumanEval.
+"""Tests for execution.py: adversarial programs are contained and scored right (through the fork server, the
+default, and against a fresh interpreter per program), the filesystem view, packages, the rewards, HumanEval.
 
-Run: .venv/bin/python -m pytest tests/test_execution.py -q   (about 40 s on 2 busy cores; as root the
-network/PID-namespace and privilege-drop checks are hard requirements, see test_isolation_is_active)
+Run: .venv/bin/python -m pytest tests/test_execution.py -q   (about 35 s on 2 busy cores; as root the
+network/PID/mount-namespace and privilege-drop checks are hard requirements, see test_isolation_is_active)
 """
 import os
 import shutil
