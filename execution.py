@@ -547,7 +547,7 @@ def _read_records(rfd, limit_s, done_fd=None, proc=None):
                 return bytes(buf), False
         if done_fd in events or (proc is not None and not events and
                                  os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None):
-            while reading and select.select([rfd], [], [], 0)[0] and (chunk := os.read(rfd, 65536)):
+            while reading and rfd in dict(poller.poll(0)) and (chunk := os.read(rfd, 65536)):
                 buf += chunk[: max(0, _RECORD_BYTES - len(buf))]
             return bytes(buf), False
 
