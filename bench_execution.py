@@ -1,6 +1,7 @@
-"""Benchmark (not a test): programs scored per second by execution.run_tests_batch, one contained
-subprocess per program, versus the official approach, one `python -c program+assert` per assert
-(5 s timeout, pass iff exit code 0), on the same programs; checks that the per-assert verdicts agree.
+"""Benchmark (not a test): programs scored per second by execution.run_tests_batch, one contained process per
+program, forked from a fork server (the default) or started as a fresh interpreter (the fallback), versus the
+official approach, one `python -c program+assert` per assert (5 s timeout, pass iff exit code 0), on the same
+programs; checks that the per-assert verdicts of all three agree. Run it on an otherwise idle machine.
 
 Run: .venv/bin/python bench_execution.py [--source=synthetic] [--n=40] [--workers=1,2]
 """
@@ -11,6 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from configurator import config_keys, configure, print_config, run_cli
 from execution import run_tests_batch
 
 # data
@@ -21,12 +23,7 @@ seed = 0
 # execution
 workers = "1,2"        # worker counts to compare
 timeout_s = 5.0        # per program for ours, per assert for the official approach
-
-for arg in sys.argv[1:]:  # --key=value overrides of the defaults above
-    key, _, value = arg.removeprefix("--").partition("=")
-    if key not in ("source", "n", "seed", "workers", "timeout_s"):
-        sys.exit(f"unknown option {arg!r}: use --source=, --n=, --seed=, --workers=, --timeout_s=")
-    globals()[key] = type(globals()[key])(value)
+CONFIG_KEYS = config_keys(globals())
 
 
 def humaneval_jobs(n, seed=0):
@@ -69,7 +66,7 @@ def synthetic_jobs(n, seed=0):
 SOURCES = {"humaneval": humaneval_jobs, "synthetic": synthetic_jobs}  # later: the tiny tasks of tasks.py
 
 
-def official_verdicts(program, tests):
+def official_verdicts(program, tests, timeout_s):
     """One interpreter per assert, pass iff exit code 0 (the official evaluation script)."""
     verdicts = []
     for test in tests:
@@ -81,31 +78,45 @@ def official_verdicts(program, tests):
     return verdicts
 
 
-def main():
-    jobs = SOURCES[source](n, seed)
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main(argv=None):
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    print_config(cfg)
+    if cfg.source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got '{cfg.source}'")
+    counts = [int(w) for w in str(cfg.workers).split(",")]
+    jobs = SOURCES[cfg.source](cfg.n, cfg.seed)
     n_tests = sum(len(t) for _, t in jobs)
-    print(f"source {source}: {len(jobs)} programs, {n_tests} asserts ({n_tests / len(jobs):.1f} per program)")
-    reference = None
-    for w in map(int, workers.split(",")):
-        t0 = time.perf_counter()
-        ours = [r.results for r in run_tests_batch(jobs, timeout_s=timeout_s, workers=w)]
-        t_ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
+    print(f"source {cfg.source}: {len(jobs)} programs, {n_tests} asserts ({n_tests / len(jobs):.1f} per program)")
+    rows, reference = [], None
+    for w in counts:
+        run_tests_batch(jobs[:w], cfg.timeout_s, w)  # start the w fork servers (they live as long as the caller)
+        fork, t_fork = timed(lambda: [r.results for r in run_tests_batch(jobs, cfg.timeout_s, w, server=True)])
+        spawn, t_spawn = timed(lambda: [r.results for r in run_tests_batch(jobs, cfg.timeout_s, w, server=False)])
         with ThreadPoolExecutor(w) as pool:
-            official = list(pool.map(lambda job: official_verdicts(*job), jobs))
-        t_official = time.perf_counter() - t0
-        same = sum(o == r for o, r in zip(ours, official))
-        print(f"workers {w} | run_tests_batch {len(jobs) / t_ours:6.1f} programs/s ({t_ours:5.1f} s) | "
-              f"official per-assert {len(jobs) / t_official:6.1f} programs/s ({t_official:5.1f} s) | "
-              f"speed-up {t_official / t_ours:4.1f}x | identical verdicts {same}/{len(jobs)}")
-        reference = reference or ours
-        assert ours == reference, "verdicts changed with the number of workers"
-        for (program, tests), o, r in zip(jobs, ours, official):
-            if o != r:
-                print(f"  differs: ours {o} official {r}\n{program}\n{tests}")
+            official, t_official = timed(lambda: list(pool.map(lambda job: official_verdicts(*job, cfg.timeout_s),
+                                                               jobs)))
+        same = sum(f == s == o for f, s, o in zip(fork, spawn, official))
+        rows.append(dict(workers=w, fork=len(jobs) / t_fork, spawn=len(jobs) / t_spawn,
+                         official=len(jobs) / t_official, identical=same))
+        print(f"workers {w} | fork server {len(jobs) / t_fork:6.1f} programs/s ({t_fork:5.1f} s) | fresh interpreter "
+              f"{len(jobs) / t_spawn:6.1f} ({t_spawn:5.1f} s) | official per-assert {len(jobs) / t_official:6.1f} "
+              f"({t_official:5.1f} s) | speed-up {t_official / t_fork:4.1f}x / {t_official / t_spawn:4.1f}x | "
+              f"identical verdicts {same}/{len(jobs)}", flush=True)
+        reference = reference or fork
+        assert fork == reference, "verdicts changed with the number of workers"
+        for (program, tests), f, s, o in zip(jobs, fork, spawn, official):
+            if not f == s == o:
+                print(f"  differs: fork server {f} fresh interpreter {s} official {o}\n{program}\n{tests}")
     passed = sum(map(sum, reference))
     print(f"asserts passed {passed}/{n_tests}; programs fully passing {sum(map(all, reference))}/{len(jobs)}")
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -89,6 +89,7 @@ seed = 0
 # scoring
 timeout_s = 5.0  # per program, tiny and humaneval (evalplus sets its own limits per input)
 workers = None  # programs scored in parallel (None: all cores; evalplus: half of them)
+exec_packages = None  # programs may import this venv's site-packages, read-only (None: for every benchmark but tiny)
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
@@ -170,12 +171,12 @@ def _field(task, name, default=None):
     return task.get(name, default) if isinstance(task, dict) else getattr(task, name, default)
 
 
-def score_reward_style(completions, tests, timeout_s=5.0, workers=None):
+def score_reward_style(completions, tests, timeout_s=5.0, workers=None, packages=False):
     """Each completion as GRPO's reward sees it: the format must hold (format_reward == 1), then the extracted
     code runs against its tests. Returns (format_ok, fraction of tests passed) per completion."""
     ok = [format_reward(c) == 1.0 for c in completions]
     results = iter(run_tests_batch([(extract_code(c), t) for c, t, good in zip(completions, tests, ok) if good],
-                                   timeout_s, workers))
+                                   timeout_s, workers, packages))
     return [(good, next(results).pass_rate if good else 0.0) for good in ok]
 
 
@@ -188,7 +189,7 @@ def reward_summary(scored, n):
 
 
 def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=None, temperature=0.0, top_p=None,
-                   alg="entropy", batch_size=8, seed=0, dtype="bfloat16", timeout_s=5.0, workers=None):
+                   alg="entropy", batch_size=8, seed=0, dtype="bfloat16", timeout_s=5.0, workers=None, packages=False):
     """Generate n_samples completions per task (objects or dicts with .question and .tests, e.g. tiny Tasks)
     from tok.diffucoder_prompt(question) and score them as the reward does (score_reward_style). Returns
     {"pass@1", "pass@5", "pass@10" (those <= n_samples): mean over tasks of the unbiased estimator, a sample
@@ -203,7 +204,8 @@ def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=
     completions = generate_completions(model, tok, prompts, max_new_tokens=max_new_tokens, steps=steps,
                                        temperature=temperature, top_p=top_p, alg=alg, batch_size=batch_size,
                                        seed=seed, dtype=dtype)
-    scored = score_reward_style(completions, [_field(t, "tests") for t in tasks for _ in range(n)], timeout_s, workers)
+    scored = score_reward_style(completions, [_field(t, "tests") for t in tasks for _ in range(n)], timeout_s, workers,
+                                packages)
     metrics, correct = reward_summary(scored, n)
     per_task = [{"task_id": _field(t, "task_id", i), "correct": correct[i], "pass@1": correct[i] / n,
                  "format_ok": sum(ok for ok, _ in scored[i * n:(i + 1) * n]),
@@ -307,14 +309,16 @@ def evalplus_score(benchmark, problems, rows, workers=None):
 def score(cfg, problems, rows):
     """metrics {name: {pass@k ...}} and per-task counts for the samples of every problem (rows[i][s])."""
     n, flat = cfg.n_samples, [r for rs in rows for r in rs]
+    packages = cfg.benchmark != "tiny" if cfg.exec_packages is None else cfg.exec_packages
     if cfg.benchmark == "tiny":
         scored = score_reward_style([r["completion"] for r in flat], [p["tests"] for p in problems for _ in range(n)],
-                                    cfg.timeout_s, cfg.workers)
+                                    cfg.timeout_s, cfg.workers, packages)
         metrics, correct = reward_summary(scored, n)
         return {"tiny": metrics}, [{"task_id": p["task_id"], "family": p["family"], "template": p["template"], "correct": c}
                                    for p, c in zip(problems, correct)]
     if cfg.benchmark == "humaneval":
-        res = run_tests_batch([(r["solution"], p["tests"]) for p, rs in zip(problems, rows) for r in rs], cfg.timeout_s, cfg.workers)
+        res = run_tests_batch([(r["solution"], p["tests"]) for p, rs in zip(problems, rows) for r in rs], cfg.timeout_s,
+                              cfg.workers, packages)
         correct = [sum(r.status == "pass" for r in res[i * n:(i + 1) * n]) for i in range(len(problems))]
         return {"humaneval": pass_at_ks(n, correct)}, [{"task_id": p["task_id"], "correct": c} for p, c in zip(problems, correct)]
     status = evalplus_score(cfg.benchmark, problems, rows, cfg.workers)

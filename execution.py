@@ -1,9 +1,9 @@
-"""The one place where untrusted generated code runs: a contained subprocess per program, and the rewards.
+"""The one place where untrusted generated code runs: a contained process per program, and the rewards.
 
-Design. `run_tests(program, tests)` starts ONE fresh interpreter per program (the official code starts
-one `python3 -c program+assert` per assert, ~3-5x slower, see bench_execution.py). A harness in it
-execs the program in a fresh `__main__`, then each test (one assert statement, compiled before the
-program runs) on its own, catching everything including SystemExit, so a failing test hides no other.
+Design. `run_tests(program, tests)` runs ONE contained process per program (the official code starts
+one `python3 -c program+assert` per assert, see bench_execution.py). A harness in it execs the program
+in a fresh `__main__`, then each test (one assert statement, compiled before the program runs) on its
+own, catching everything including SystemExit, so a failing test hides no other.
 A test passes only if the harness saw its exec return. Results travel over a private pipe as lines
 carrying a per-run random nonce (sent on stdin, never on the command line), never over stdout, and only
 from the harness's own pid, so prints, blind writes to every fd and forked children report nothing.
@@ -12,32 +12,60 @@ any builtin lookup, so patching `builtins` (AssertionError, exec, str, __import_
 failure into a pass. Exiting early (os._exit, sys.exit, exit(), a signal) fails the unseen tests; at
 the top level, even after the definitions, it is a program that did not load: 'error'.
 
+Fork server (SERVER = True, the default). Starting an interpreter costs more than most programs run, so
+each thread that calls run_tests gets its own fork server: a small separate interpreter (`python -I -S -B`,
+never a fork of the caller, which may hold torch threads) with the harness loaded, which forks a fresh
+harness per program; from there on everything is as with SERVER = False, where a fresh interpreter starts
+per program (the fallback, and the reference the fork server is tested against: same verdicts, same
+sys.argv, environment, signal dispositions). A server that dies is replaced, and the run repeated once;
+servers exit with the caller (its socket closes; atexit too). Children of one server share its
+hash seed, so str/set order is the same across that worker's programs (a fresh interpreter draws anew).
+
 Containment, enforced by the OS. The harness runs in a new session and, where permitted (root, or
-unprivileged user namespaces), unshares a network namespace (no interfaces, not even loopback) and a
-PID namespace whose init forks the program's process: when the init exits or is killed, the kernel
-kills everything the program started (background jobs, setsid daemons). The outer harness enforces
-the wall-clock timeout with SIGKILL; the parent then kills the process group as a backstop. rlimits:
-CPU, address space, file size (stdout/stderr included), open files, no core; as root also processes,
-after dropping to uid/gid 65534 (no groups, no_new_privs): no writes outside the fresh temp dir
-(cwd = HOME = TMPDIR, removed afterwards), no signals to our processes. It keeps CAP_DAC_READ_SEARCH,
-read-only access to every file, because the interpreter may live where uid 65534 cannot read it (here
-pyenv under /root, mode 0700). Environment: PATH, LANG, HOME, TMPDIR only; stdin /dev/null; stdout and
-stderr go to unlinked files of which the head/tail land in `detail`. `isolation` records what is active.
+unprivileged user namespaces), unshares a network namespace (no interfaces, not even loopback), an IPC
+namespace, a mount namespace and a PID namespace whose init forks the program's process: when the init
+exits or is killed, the kernel kills everything the program started (background jobs, setsid daemons).
+The outer harness enforces the wall-clock timeout with SIGKILL; its parent (the fork server, or we) then
+kills the process group as a backstop. rlimits: CPU, address space, file size (stdout/stderr included),
+open files, no core; as root also processes, after dropping to uid/gid 65534 (no groups, no_new_privs, no
+capabilities but the one named below): no signals to our processes. Environment: PATH, LANG, HOME, TMPDIR only; stdin /dev/null;
+stdout and stderr go to unlinked files of which the head/tail land in `detail`.
+Filesystem (PRIVATE_FS = True): in the mount namespace every mount is read-only. The program's directory
+(cwd = HOME = TMPDIR), /tmp, /var/tmp and /dev/shm are private and empty, on one tmpfs of DISK_MB that
+disappears with the run: nothing a program writes reaches the disk, the host or another run. HIDDEN
+directories (default: the caller's home and this project's directory, so checkpoints in out/ and tasks
+in data/) are covered by an empty read-only tmpfs, except the directories the interpreter and the
+allowed packages need, bound back read-only. /proc is the sandbox's own (its processes only). The
+program cannot undo this: it has no capabilities, and in a user namespace of its own these mounts are
+locked. As root the sandbox keeps CAP_DAC_READ_SEARCH (read access to every file) only if uid 65534
+cannot read the interpreter's directories in that view; here pyenv under /root (mode 0700) is bound back
+into a world-readable tmpfs, so it needs none. Without a mount namespace the filesystem is the host's:
+writes only in a fresh temp dir (removed afterwards) and in /tmp, /var/tmp, /dev/shm, reads everywhere.
+Packages: `packages=True` adds this interpreter's site-packages (or given directories) to sys.path as a
+venv would (.pth files included), read-only; by default programs get the standard library only.
+`isolation` records what the last run had: net, pid, ipc, mount, proc (its own /proc), read_any (may
+read every file the caller can), uid, hidden (the directories it saw empty).
 
 Threat model: guard rails against reward hacking by an RL policy and against accidents (fork bombs,
-rm -rf, runaway memory, stray daemons); not a hardened sandbox against a determined adversary.
+rm -rf, runaway memory, stray daemons, files left behind); not a hardened sandbox against a determined
+adversary.
 1. A program that deliberately introspects the harness (gc, sys._getframe, ctypes) can read the nonce
    and forge passes; so can a settrace hook that jumps over an assert and then removes itself (only a
    hook left installed fails the test). An object with a rigged __eq__ passes `assert f(x) == y`, as in
    the official harness. Inspect the top-reward samples of a run.
-2. It can read any file (no writes), with no network to send it anywhere; /tmp, /dev/shm stay writable.
+2. It can read the world-readable files outside the hidden directories (with read_any: every file, and
+   hidden ones by handle), with no network to send them anywhere; it writes only to its own tmpfs. Where
+   `isolation['mount']` is False: reads every file, writes /tmp, /var/tmp, /dev/shm of the host.
 3. As root, concurrent sandboxes share uid 65534: one fork bomb uses up RLIMIT_NPROC for all of them
-   while it lives, and they can read each other's temp dirs. Not root: no uid switch, no RLIMIT_NPROC.
-4. Without a PID namespace (see `isolation`), a daemon that calls setsid() outlives the run.
-5. `python -I -S -B`: stdlib only, no site-packages (no numpy). `timeout_s` bounds the whole run, not
-   each assert as in the official code: tests finished before a timeout keep their verdicts.
+   while it lives. Not root: no uid switch, no RLIMIT_NPROC, the program runs as the caller's uid.
+4. Without a PID namespace (see `isolation`), a daemon that calls setsid() outlives the run, and a
+   program running as the caller's uid can signal the caller and the fork servers.
+5. `timeout_s` bounds the whole run, not each assert as in the official code: tests finished before a
+   timeout keep their verdicts.
 """
+import array
 import ast
+import atexit
 import contextlib
 import marshal
 import os
@@ -46,32 +74,50 @@ import secrets
 import select
 import shutil
 import signal
+import site
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-# limits (read at call time, so tests and scripts may change them)
+# sandbox (read at call time, so tests and scripts may change them)
 PYTHON = sys.executable       # interpreter for the sandbox (run with -I -S -B)
+SERVER = True                 # fork each program from a fork server (False: start a fresh interpreter per program)
+PRIVATE_FS = True             # private read-only filesystem view where a mount namespace is allowed (False: the host's)
+HIDDEN = None                 # directories programs see empty (None: the caller's home and this project's directory)
 SANDBOX_UID = 65534           # 'nobody': the uid the sandbox drops to when we are root
 MEMORY_MB = 4096              # RLIMIT_AS per process
 FILE_MB = 10                  # RLIMIT_FSIZE: largest file (stdout/stderr included) it may write
 MAX_PROCS = 64                # RLIMIT_NPROC for SANDBOX_UID (processes + threads, all sandboxes together)
 MAX_FDS = 256                 # RLIMIT_NOFILE
+DISK_MB = 256                 # tmpfs behind the program's directory, /tmp, /var/tmp and /dev/shm, all together
 OUTPUT_BYTES = 64 * 1024      # stdout head + stderr tail kept in ExecResult.detail
 GRACE_S = 5.0                 # parent's backstop beyond timeout_s, should the harness itself hang
+SERVER_START_S = 60.0         # a fork server that is not ready by then is an error
 # rewards (weights are applied by the caller: reward = CODE_WEIGHT * code + FORMAT_WEIGHT * format)
 CODE_WEIGHT = 2.0
 FORMAT_WEIGHT = 0.5
 
-isolation = {}  # filled by each run: {'net': bool, 'pid': bool, 'uid': int}
+isolation = {}  # filled by each run, see the module docstring
+_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # + HOME and TMPDIR: the program's directory
+_RECORD_BYTES = 4 * 1024 * 1024  # the most of the result pipe we read
 
-# The harness (`python -I -S -B -c`): main() unshares, forks, times out; sandbox() confines and runs.
-_HARNESS = r'''
+# The harness (`python -I -S -B -c`). main() runs one program: it unshares, sets up the filesystem view, forks,
+# times out; sandbox() confines and runs. serve() is the fork server: it forks a fresh main() per request.
+_HARNESS = r"""
 import ctypes, linecache, marshal, os, resource, signal, site, sys, traceback, types
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 1 << 27, 1 << 28, 1 << 29, 1 << 30
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+LOCKED = {b"nosuid": MS_NOSUID, b"nodev": MS_NODEV, b"noexec": MS_NOEXEC}  # a remount must repeat these in a user ns
+NEEDED = ("/", "/dev", "/proc", "/usr", "/etc")  # never hidden, nor any directory above them
 
 def reporter(fd, nonce, owner):
     def send(kind, a=0, b=0, msg="", _write=os.write, _getpid=os.getpid):  # no global lookups
@@ -88,27 +134,110 @@ def describe(e, full=False, _BaseException=BaseException):
         text = b"unprintable exception"
     return text.hex()
 
-def sandbox(libc, fd, nonce, program, tests, uid, limits, exec=exec, compile=compile, len=len,
+def mount(source, target, fstype, flags, data=None):
+    encode = lambda s: None if s is None else os.fsencode(s)
+    if libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)):
+        err = ctypes.get_errno()
+        raise OSError(err, "mount %s on %s: %s" % (source or fstype, target, os.strerror(err)))
+
+def within(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+def mkdirs(path):                                        # a mount point, readable by everyone
+    if not os.path.exists(path):
+        mkdirs(os.path.dirname(path))
+        os.mkdir(path)
+        os.chmod(path, 0o755)
+
+def private_view(workdir, uid, gid, hidden, packages, size_mb):
+    # In a new mount namespace, still privileged: one tmpfs holds the program's directory, /tmp, /var/tmp and
+    # /dev/shm; `hidden` directories get an empty tmpfs, with the interpreter's and the packages' directories bound
+    # back; every other mount becomes read-only. Returns the directories hidden.
+    keep = {os.path.realpath(p) for p in [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix,
+            os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.executable))] + sys.path + packages
+            if p and os.path.exists(p)}
+    keep = [k for k in sorted(keep) if not any(within(k, other) for other in keep if other != k)]  # outermost only
+    workdir = os.path.realpath(workdir)                  # as /proc/self/mountinfo will show it
+    mount(None, "/", None, MS_REC | MS_PRIVATE)         # nothing propagates back to the host
+    mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,nr_inodes=65536,mode=0700" % size_mb)
+    store = os.open(workdir, os.O_PATH)                  # reachable through /proc/self/fd once covered
+    for name, mode in (("tmp", 0o1777), ("var_tmp", 0o1777), ("shm", 0o1777), ("work", 0o700)):
+        os.mkdir("%s/%s" % (workdir, name))
+        os.chmod("%s/%s" % (workdir, name), mode)
+    os.chown(workdir + "/work", uid, gid)
+    shown = []
+    for top in sorted(hidden, key=len):
+        if (not os.path.isdir(top) or any(within(n, top) for n in NEEDED) or any(within(top, h) for h in shown)
+                or any(within(top, k) for k in keep)):
+            continue
+        inner = [(k, os.open(k, os.O_PATH)) for k in keep if within(k, top)]
+        mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        for path, fd in inner:
+            if os.path.isdir("/proc/self/fd/%d" % fd):
+                mkdirs(path)
+            else:                                        # a file on sys.path (python3X.zip)
+                mkdirs(os.path.dirname(path))
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+            mount("/proc/self/fd/%d" % fd, path, None, MS_BIND | MS_REC)
+            os.close(fd)
+        shown.append(top)
+    writable = []
+    for name, path in (("tmp", "/tmp"), ("var_tmp", "/var/tmp"), ("shm", "/dev/shm")):
+        path = os.path.realpath(path)
+        if os.path.isdir(path) and path not in writable:
+            mount("/proc/self/fd/%d/%s" % (store, name), path, None, MS_BIND)
+            writable.append(path)
+    mkdirs(workdir)                                      # gone if it was under /tmp or a hidden directory
+    mount("/proc/self/fd/%d/work" % store, workdir, None, MS_BIND)
+    writable.append(workdir)
+    os.close(store)
+    with open("/proc/self/mountinfo", "rb") as f:
+        points = [line.split()[4:6] for line in f]
+    for point, options in points:                        # mountinfo escapes space, tab, newline, backslash
+        point = os.fsdecode(point.replace(b"\\040", b" ").replace(b"\\011", b"\t").replace(b"\\012", b"\n")
+                            .replace(b"\\134", b"\\"))
+        if point in writable:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(LOCKED.get(o, 0) for o in options.split(b","))
+        if libc.mount(None, os.fsencode(point), None, flags, None):
+            err = ctypes.get_errno()
+            if err not in (2, 22):                       # ENOENT, EINVAL: covered by a later mount
+                raise OSError(err, "read-only remount of %s: %s" % (point, os.strerror(err)))
+    return shown
+
+def sandbox(fd, nonce, program, tests, uid, limits, mounted, packages, exec=exec, compile=compile, len=len,
             range=range, BaseException=BaseException, gettrace=sys.gettrace, settrace=sys.settrace,
             getprofile=sys.getprofile, setprofile=sys.setprofile, _exit=os._exit, out=sys.stdout):
     libc.prctl(1, 9, 0, 0, 0)                            # PR_SET_PDEATHSIG: SIGKILL if the harness dies
+    proc = False
     if os.getpid() == 1:         # init of the new PID namespace: it ignores default-action signals sent
-        worker = os.fork()       # from inside (kill(getpid())), so the program runs in a child; forked
-        if worker:               # while still root, so RLIMIT_NPROC exhausted by others cannot stop it
+        if mounted:              # from inside (kill(getpid())), so the program runs in a child; forked
+            proc = libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None) == 0
+        worker = os.fork()       # while still root, so RLIMIT_NPROC exhausted by others cannot stop it
+        if worker:
             reporter(fd, nonce, 1)("W", os.waitpid(worker, 0)[1])
             _exit(0)
     for name, value in limits:
         resource.setrlimit(getattr(resource, name), (value, value))
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)        # _LINUX_CAPABILITY_VERSION_3, this process
+    read_any = True
     if os.geteuid() == 0 and uid != 0:
         libc.prctl(8, 1, 0, 0, 0)                        # PR_SET_KEEPCAPS across setuid
         os.setgroups([]); os.setgid(uid); os.setuid(uid)
-        header = (ctypes.c_uint32 * 2)(0x20080522, 0)    # _LINUX_CAPABILITY_VERSION_3, this process
-        caps = (ctypes.c_uint32 * 6)(4, 4, 4, 0, 0, 0)   # CAP_DAC_READ_SEARCH (bit 2): eff, perm, inh
-        if libc.capset(header, caps) or libc.prctl(47, 2, 2, 0, 0):  # + PR_CAP_AMBIENT_RAISE
+        # access() checks the real uid without capabilities: can uid read the interpreter and packages?
+        read_any = not mounted or not all(os.access(p, os.R_OK | os.X_OK) for p in sys.path + packages
+                                       if os.path.exists(p))
+        keep = 4 if read_any else 0                      # CAP_DAC_READ_SEARCH (bit 2): eff, perm, inh
+        if libc.capset(header, (ctypes.c_uint32 * 6)(keep, keep, keep, 0, 0, 0)) or (
+                read_any and libc.prctl(47, 2, 2, 0, 0)):  # + PR_CAP_AMBIENT_RAISE
             raise OSError(ctypes.get_errno(), "capset")
+    elif os.geteuid() != 0 and libc.capset(header, (ctypes.c_uint32 * 6)(0, 0, 0, 0, 0, 0)):  # none left in a user ns
+        raise OSError(ctypes.get_errno(), "capset")
     if libc.prctl(38, 1, 0, 0, 0):                       # PR_SET_NO_NEW_PRIVS: no setuid binaries
         raise OSError(ctypes.get_errno(), "prctl")
     send = reporter(fd, nonce, os.getpid())
+    for path in packages:
+        site.addsitedir(path)                            # as a venv's site would (.pth files included)
     site.setquit()                                       # exit() and quit(), as `python3 -c` has
     codes = []
     for i in range(len(tests)):                          # compiled before any user code runs
@@ -120,7 +249,7 @@ def sandbox(libc, fd, nonce, program, tests, uid, limits, exec=exec, compile=com
     linecache.cache["<program>"] = (len(program), None, program.splitlines(True), "<program>")
     main = types.ModuleType("__main__")
     sys.modules["__main__"] = main
-    send("S")
+    send("S", read_any, proc)
     try:
         exec(compile(program, "<program>", "exec"), main.__dict__)
     except BaseException as e:
@@ -147,20 +276,34 @@ def sandbox(libc, fd, nonce, program, tests, uid, limits, exec=exec, compile=com
     _exit(0)
 
 def main():
-    nonce, fd, program, tests, timeout, uid, limits, workdir = marshal.loads(sys.stdin.buffer.read())
+    payload = b""
+    while chunk := os.read(0, 1 << 20):
+        payload += chunk
+    nonce, fd, program, tests, timeout, uid, limits, workdir, env, packages, view = marshal.loads(payload)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    root = os.geteuid() == 0
-    userns = 0 if root else 0x10000000                       # CLONE_NEWUSER, when not root
-    net = libc.unshare(userns | 0x40000000) == 0             # CLONE_NEWNET
-    pid = libc.unshare(0x20000000 | (0 if root or net else userns)) == 0  # CLONE_NEWPID
+    os.environ.clear()
+    os.environ.update(env)
     send = reporter(fd, nonce, os.getpid())
-    send("I", net, pid)
+    real_uid, real_gid = os.getuid(), os.getgid()
+    if os.geteuid() != 0 and libc.unshare(CLONE_NEWUSER) == 0:  # not root: namespaces need a user namespace
+        for name, text in (("setgroups", "deny"), ("uid_map", "%d %d 1" % (real_uid, real_uid)),
+                           ("gid_map", "%d %d 1" % (real_gid, real_gid))):
+            with open("/proc/self/" + name, "w") as f:
+                f.write(text)
+    net, pid, ipc = (libc.unshare(flag) == 0 for flag in (CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWIPC))
+    mnt, hidden = view is not None and libc.unshare(CLONE_NEWNS) == 0, []
+    if mnt:
+        try:
+            hidden = private_view(workdir, uid, uid if os.geteuid() == 0 else real_gid, view[0], packages, view[1])
+        except OSError as e:
+            send("F", 0, 0, str(e).encode().hex())
+            os._exit(1)
+    send("I", net | pid << 1 | ipc << 2 | mnt << 3, 0, "\n".join(hidden).encode().hex())
     child = os.fork()
     if child == 0:
         try:
             os.chdir(workdir)
-            sandbox(libc, fd, nonce, program, tests, uid, limits)
+            sandbox(fd, nonce, program, tests, uid, limits, mnt, packages)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -175,8 +318,62 @@ def main():
     send("E", os.waitpid(child, 0)[1])
     os._exit(0)
 
-main()
-'''
+def serve():
+    # The fork server: fd 0 is a unix socket to the parent. Each request is a time limit with four fds
+    # (payload, stdout, stderr, result pipe); a forked child becomes main() with them as fds 0-3, in a new
+    # session. The server waits for it (killing its group past the limit), then answers "status hung".
+    import array, fcntl, socket
+    sock = socket.socket(fileno=os.dup(0))
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    hung = []
+    def backstop(signum, frame):
+        hung.append(1)
+        for kill, target in ((os.killpg, child), (os.kill, child)):
+            try:
+                kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+    signal.signal(signal.SIGALRM, backstop)
+    me = os.getpid()
+    compile("assert f(1) == 2", "<warm-up>", "exec")     # the compiler's first use costs ~1 ms: pay it once
+    sock.sendall(b"R")
+    while True:
+        try:
+            msg, ancillary, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(4 * 4))
+        except ConnectionError:
+            msg = b""
+        if not msg:                                      # the parent closed the socket or exited
+            os._exit(0)
+        fds = array.array("i")
+        for _, _, data in ancillary:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        child = os.fork()
+        if child == 0:
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                libc.prctl(1, 9, 0, 0, 0)                # PR_SET_PDEATHSIG: die with the server
+                if os.getppid() != me:                   # it died before the line above
+                    os._exit(1)
+                os.setsid()
+                high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]
+                for target, fd in enumerate(high):
+                    os.dup2(fd, target)
+                os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                main()
+            finally:
+                os._exit(1)
+        for fd in fds:
+            os.close(fd)
+        del hung[:]
+        signal.setitimer(signal.ITIMER_REAL, float(msg))
+        os.waitid(os.P_PID, child, os.WEXITED | os.WNOWAIT)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        try:
+            os.killpg(child, signal.SIGKILL)             # backstop: whatever is left in its group
+        except OSError:
+            pass
+        sock.sendall(b"%d %d\n" % (os.waitpid(child, 0)[1], len(hung)))
+"""
 
 
 @dataclass
@@ -192,22 +389,166 @@ class ExecResult:
         return self.passed / self.total if self.total else 0.0
 
 
-def _read_records(rfd, proc, limit_s):
-    """Read the result pipe until EOF, the harness's exit, or limit_s. Returns (bytes, hit_limit)."""
+class _ServerDied(Exception):
+    """The fork server exited (or was killed) before it answered: the run is repeated on a fresh one."""
+
+
+class _Server:
+    """A pre-started harness interpreter (a zygote) that forks one fresh harness per program, see serve()."""
+
+    def __init__(self, python):
+        self.python, self.log = python, tempfile.TemporaryFile()
+        ours, theirs = socket.socketpair()
+        try:
+            self.proc = subprocess.Popen([python, "-I", "-S", "-B", "-c", _HARNESS + "\nserve()\n"], stdin=theirs,
+                                         stdout=subprocess.DEVNULL, stderr=self.log, cwd="/", env=_ENV,
+                                         start_new_session=True)
+        except OSError as e:
+            ours.close()
+            self.log.close()
+            raise RuntimeError(f"execution harness did not start (is PYTHON={python} runnable?): {e}") from None
+        finally:
+            theirs.close()
+        self.sock = ours
+        ours.settimeout(SERVER_START_S)
+        try:
+            ready = ours.recv(1)
+        except OSError:
+            ready = b""
+        ours.settimeout(None)
+        if ready != b"R":
+            log = self.tail()
+            self.close(kill=True)
+            raise RuntimeError(f"execution harness did not start (is PYTHON={python} runnable?): {log}")
+
+    def tail(self):
+        self.log.seek(0)
+        return self.log.read()[-2000:].decode("utf-8", "replace")
+
+    def send(self, fds, limit_s):
+        """Hand a run's fds (payload, stdout, stderr, result pipe) to the server, which kills the harness's
+        group past limit_s + GRACE_S."""
+        try:
+            self.sock.sendmsg([b"%.3f" % (limit_s + GRACE_S)],
+                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        except OSError as e:
+            raise _ServerDied(f"{e}; {self.tail()}") from None
+
+    def collect(self, rfd, limit_s):
+        """Read the records until the server answers. Returns (records, hung); hung is None if it never did."""
+        data, hung = _read_records(rfd, limit_s + 2 * GRACE_S, done_fd=self.sock.fileno())
+        if hung:
+            return data, None
+        reply = b""
+        with contextlib.suppress(OSError):
+            while not reply.endswith(b"\n") and (chunk := self.sock.recv(64)):
+                reply += chunk
+        if not reply.endswith(b"\n"):
+            raise _ServerDied(f"it exited with {self.proc.poll()}; {self.tail()}")
+        return data, reply.split()[1] != b"0"
+
+    def close(self, kill=False):
+        """Closing the socket makes an idle server exit; kill=True (or no exit within a second) kills it."""
+        self.sock.close()
+        try:
+            if kill:
+                self.proc.kill()
+            self.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+_servers_lock = threading.Lock()
+_idle_servers = []      # ready for a run; one per worker thread that has needed one
+_live_servers = set()   # every server this process started and has not closed
+
+
+def _take_server():
+    """An idle fork server for PYTHON, or a new one; dead ones and those of another PYTHON are closed."""
+    server, stale = None, []
+    with _servers_lock:
+        while _idle_servers and server is None:
+            server = _idle_servers.pop()
+            if server.python != PYTHON or server.proc.poll() is not None:
+                _live_servers.discard(server)
+                stale.append(server)
+                server = None
+    for old in stale:
+        old.close(kill=True)
+    if server is not None:
+        return server
+    server = _Server(PYTHON)
+    with _servers_lock:
+        _live_servers.add(server)
+    return server
+
+
+def _return_server(server):
+    with _servers_lock:
+        _idle_servers.append(server)
+
+
+def _drop_server(server, kill=False):
+    with _servers_lock:
+        _live_servers.discard(server)
+    if server.sock.fileno() >= 0:
+        server.close(kill)
+
+
+def close_servers():
+    """Stop every fork server of this process (registered with atexit; the next run starts fresh ones)."""
+    with _servers_lock:
+        servers = list(_live_servers)
+        _live_servers.clear()
+        _idle_servers.clear()
+    for server in servers:
+        if server.sock.fileno() >= 0:
+            server.close()
+
+
+def _forget_servers():
+    """In a forked child of the caller: the servers belong to the parent; drop our copies of their sockets."""
+    global _servers_lock
+    _servers_lock = threading.Lock()
+    for server in _live_servers:
+        server.sock.close()
+    _live_servers.clear()
+    _idle_servers.clear()
+
+
+atexit.register(close_servers)
+os.register_at_fork(after_in_child=_forget_servers)
+
+
+def _read_records(rfd, limit_s, done_fd=None, proc=None):
+    """Read the result pipe until the harness has ended (done_fd readable: the fork server answered; or proc
+    exited, or the pipe closed) and the pipe is drained, or until limit_s. Returns (bytes, hit_limit)."""
     buf, end = bytearray(), time.monotonic() + limit_s
+    poller = select.poll()
+    poller.register(rfd, select.POLLIN)
+    if done_fd is not None:
+        poller.register(done_fd, select.POLLIN)
+    reading = True
     while True:
         left = end - time.monotonic()
         if left <= 0:
             return bytes(buf), True
-        if select.select([rfd], [], [], min(left, 0.05))[0]:
+        events = dict(poller.poll(1000 * (left if done_fd is not None else min(left, 0.05))))
+        if reading and rfd in events:
             chunk = os.read(rfd, 65536)
-            if not chunk:
+            buf += chunk[: max(0, _RECORD_BYTES - len(buf))]   # the program may spam the pipe: keep a prefix
+            if chunk:
+                continue
+            reading = False
+            poller.unregister(rfd)
+            if done_fd is None:
                 return bytes(buf), False
-            if len(buf) < 4 * 1024 * 1024:       # the program may spam the pipe; we keep a prefix
-                buf += chunk
-        elif os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            while select.select([rfd], [], [], 0)[0] and (chunk := os.read(rfd, 65536)):
-                buf += chunk[: max(0, 4 * 1024 * 1024 - len(buf))]
+        if done_fd in events or (proc is not None and not events and
+                                 os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None):
+            while reading and rfd in dict(poller.poll(0)) and (chunk := os.read(rfd, 65536)):
+                buf += chunk[: max(0, _RECORD_BYTES - len(buf))]
             return bytes(buf), False
 
 
@@ -227,44 +568,117 @@ def _rmtree(path):
     shutil.rmtree(path)
 
 
-def run_tests(program: str, tests: list, timeout_s: float = 5.0) -> ExecResult:
-    """Run `program` then each assert in `tests` in one contained subprocess; see the module docstring."""
+def package_dirs(packages):
+    """The directories `packages` names: [] for False/None, this interpreter's site-packages for True, else the
+    given directory or directories (each must exist)."""
+    if not packages:
+        return []
+    if packages is True:
+        return [os.path.realpath(p) for p in site.getsitepackages() if os.path.isdir(p)]
+    dirs = [packages] if isinstance(packages, str) else list(packages)
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise ValueError(f"package directory {d} does not exist: pass a site-packages directory, or True for "
+                             f"those of the running interpreter ({sys.prefix})")
+    return [os.path.realpath(d) for d in dirs]
+
+
+def hidden_dirs():
+    """HIDDEN, or by default the caller's home and this project's directory (with out/ and data/ wherever
+    they point): the outermost existing directories, as real paths."""
+    project = os.path.dirname(os.path.abspath(__file__))
+    paths = HIDDEN if HIDDEN is not None else [os.path.expanduser("~"), project, os.path.join(project, "out"),
+                                               os.path.join(project, "data")]
+    real = {os.path.realpath(p) for p in paths if os.path.isdir(p)} - {"/"}
+    return sorted(p for p in real if not any(p.startswith(q.rstrip("/") + "/") for q in real))
+
+
+def run_tests(program: str, tests: list, timeout_s: float = 5.0, packages=False,
+              server: bool | None = None) -> ExecResult:
+    """Run `program` then each assert in `tests` in one contained process; see the module docstring.
+    packages: let the program import site-packages (True: this interpreter's; or directories), read-only.
+    server: fork the process from a fork server (None: SERVER), else start a fresh interpreter."""
     if not tests:
         raise ValueError("run_tests needs at least one test: a task without tests is a data bug")
+    server = SERVER if server is None else server
+    job = (str(program), [str(t) for t in tests], float(timeout_s), package_dirs(packages))
+    try:
+        return _run(*job, server)
+    except _ServerDied:
+        try:                                     # once more, on a fresh server
+            return _run(*job, server)
+        except _ServerDied as e:
+            raise RuntimeError(f"the execution fork server died twice while running a program ({e}); set "
+                               f"execution.SERVER = False to start one interpreter per program instead") from None
+
+
+def _run(program, tests, timeout_s, packages, server):
     root = os.geteuid() == 0
     uid = SANDBOX_UID if root else os.getuid()
     limits = [("RLIMIT_CPU", int(timeout_s) + 2), ("RLIMIT_AS", MEMORY_MB << 20),
               ("RLIMIT_FSIZE", FILE_MB << 20), ("RLIMIT_NOFILE", MAX_FDS), ("RLIMIT_CORE", 0)]
     limits += [("RLIMIT_NPROC", MAX_PROCS)] if root else []
+    view = (hidden_dirs(), DISK_MB) if PRIVATE_FS else None
     nonce = secrets.token_hex(16)
     workdir = tempfile.mkdtemp(prefix="exec_")
-    rfd, wfd = os.pipe()
+    env = {**_ENV, "HOME": workdir, "TMPDIR": workdir}
+    rfd = -1
     try:
         if root:
             os.chown(workdir, uid, uid)
-        payload = marshal.dumps((nonce, wfd, str(program), [str(t) for t in tests], float(timeout_s),
-                                 uid, limits, workdir))
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir}
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", _HARNESS], stdin=subprocess.PIPE,
-                                    stdout=out, stderr=err, cwd=workdir, env=env, pass_fds=(wfd,),
-                                    start_new_session=True)
-            os.close(wfd)
-            wfd = -1
-            with contextlib.suppress(BrokenPipeError):  # a harness that died early: no 'I' record below
-                proc.stdin.write(payload)
-                proc.stdin.close()
-            data, hung = _read_records(rfd, proc, timeout_s + GRACE_S)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)    # backstop: whatever is left in its group
-            proc.wait()
+        with (tempfile.TemporaryFile() as payload, tempfile.TemporaryFile() as out,
+              tempfile.TemporaryFile() as err):
+            rfd, wfd = os.pipe()                 # the harness gets wfd as fd 3 from the server
+            payload.write(marshal.dumps((nonce, 3 if server else wfd, program, tests, timeout_s, uid, limits,
+                                         workdir, env, packages, view)))
+            payload.seek(0)
+            data, hung = (_serve if server else _spawn)(payload, out, err, wfd, rfd, workdir, env, timeout_s)
             stdout, stderr = _output(out, tail=False), _output(err, tail=True)
     finally:
-        os.close(rfd)
-        if wfd >= 0:
-            os.close(wfd)
+        if rfd >= 0:
+            os.close(rfd)
         _rmtree(workdir)
     return _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s)
+
+
+def _serve(payload, out, err, wfd, rfd, workdir, env, timeout_s):
+    """Fork this program's harness from a fork server (one per concurrent caller). Returns (records, hung)."""
+    try:
+        server = _take_server()
+        try:
+            server.send([payload.fileno(), out.fileno(), err.fileno(), wfd], timeout_s)
+        except _ServerDied:
+            _drop_server(server, kill=True)
+            raise
+    finally:
+        os.close(wfd)
+    try:
+        data, hung = server.collect(rfd, timeout_s)
+    except _ServerDied:
+        _drop_server(server, kill=True)
+        raise
+    if hung is None:                             # it did not answer in time: replace it
+        _drop_server(server, kill=True)
+        return data, True
+    _return_server(server)
+    return data, hung
+
+
+def _spawn(payload, out, err, wfd, rfd, workdir, env, timeout_s):
+    """One fresh harness interpreter for this program. Returns (records, hung)."""
+    try:
+        proc = subprocess.Popen([PYTHON, "-I", "-S", "-B", "-c", _HARNESS + "\nmain()\n"], stdin=payload,
+                                stdout=out, stderr=err, cwd=workdir, env=env, pass_fds=(wfd,), start_new_session=True)
+    except OSError as e:
+        raise RuntimeError(f"execution harness did not start (is PYTHON={PYTHON} runnable?): {e}") from None
+    finally:
+        os.close(wfd)
+    try:
+        return _read_records(rfd, timeout_s + GRACE_S, proc=proc)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)    # backstop: whatever is left in its group
+        proc.wait()
 
 
 def _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s):
@@ -283,10 +697,17 @@ def _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s):
             seen.setdefault(a, []).append((b, msg))
         else:
             records[kind] = (a, b, msg)
+    if "F" in records:
+        raise RuntimeError(f"could not set up the sandbox's private filesystem view ({records['F'][2]}); set "
+                           f"execution.PRIVATE_FS = False to run programs on the host's filesystem")
     if "I" not in records:
         raise RuntimeError(f"execution harness did not start (is PYTHON={PYTHON} runnable?): {stderr[-2000:]}")
-    uid = SANDBOX_UID if os.geteuid() == 0 else os.getuid()
-    isolation.update(net=bool(records["I"][0]), pid=bool(records["I"][1]), uid=uid)
+    flags, _, hidden = records["I"]
+    isolation.update(net=bool(flags & 1), pid=bool(flags & 2), ipc=bool(flags & 4), mount=bool(flags & 8),
+                     hidden=tuple(hidden.split("\n")) if hidden else (),
+                     uid=SANDBOX_UID if os.geteuid() == 0 else os.getuid())
+    if "S" in records:
+        isolation.update(read_any=bool(records["S"][0]), proc=bool(records["S"][1]))
     timed_out = ("X" in records or hung) and "D" not in records
     if "S" not in records and not timed_out:
         raise RuntimeError(f"execution harness failed to set up the sandbox: {stderr[-2000:]}")
@@ -297,7 +718,8 @@ def _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s):
     if timed_out:
         lines.append(f"timed out after {timeout_s:g} s")
     if not loaded and not timed_out:
-        lines.append("program failed to load:\n" + records["L"][2] if "L" in records else "program exited while loading")
+        lines.append("program failed to load:\n" + records["L"][2] if "L" in records
+                     else "program exited while loading")
     st = records.get("W", records.get("E", (None,)))[0]  # the program's process (below the init, or the init)
     if st is not None and loaded and "D" not in records:
         how = f"signal {os.WTERMSIG(st)}" if os.WIFSIGNALED(st) else f"exit code {os.waitstatus_to_exitcode(st)}"
@@ -312,13 +734,15 @@ def _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s):
     return ExecResult(passed, total, status, "\n".join(lines), results)
 
 
-def run_tests_batch(jobs, timeout_s: float = 5.0, workers: int | None = None) -> list:
-    """run_tests over [(program, tests), ...] with a thread pool (each job is its own subprocess), in order."""
+def run_tests_batch(jobs, timeout_s: float = 5.0, workers: int | None = None, packages=False,
+                    server: bool | None = None) -> list:
+    """run_tests over [(program, tests), ...] with a thread pool (each job is its own process; each thread its
+    own fork server), in order."""
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        return list(pool.map(lambda job: run_tests(job[0], job[1], timeout_s), jobs))
+        return list(pool.map(lambda job: run_tests(job[0], job[1], timeout_s, packages, server), jobs))
 
 
-# Rewards (DESIGN.md section 9). The format pattern is the official one (DiffuCoder's
+# Rewards. The format pattern is the official one (DiffuCoder's
 # get_code_format_reward): optional prose without ``` before the block, exactly one ```python block
 # whose code holds no ```, and the closing fence last. Deliberate difference: the official pattern
 # demands exactly one "\n" after the closing fence; we accept zero or one, since whether that newline
@@ -347,8 +771,8 @@ def extract_code(completion: str):
     return match.group(1) if match else None
 
 
-def code_reward(completion: str, tests: list, timeout_s: float = 5.0) -> float:
+def code_reward(completion: str, tests: list, timeout_s: float = 5.0, packages=False) -> float:
     """Fraction of `tests` that pass, computed only when format_reward(completion) == 1.0, else 0."""
     if format_reward(completion) != 1.0:
         return 0.0
-    return run_tests(extract_code(completion), tests, timeout_s).pass_rate
+    return run_tests(extract_code(completion), tests, timeout_s, packages).pass_rate

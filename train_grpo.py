@@ -80,6 +80,7 @@ code_weight = 2.0  # reward = code_weight * test pass rate + format_weight * for
 format_weight = 0.5
 exec_timeout = 5.0  # seconds per program
 exec_workers = None  # sandbox worker processes (None: cpu count)
+exec_packages = False  # True: programs may import this venv's site-packages (read-only), as AceCode tasks need
 # advantages
 baseline = "mean"  # 'mean' (paper) or 'loo' (leave-one-out, official code)
 scale_std = False  # divide advantages by the group std
@@ -346,7 +347,8 @@ def main(argv=None):
                 jobs.append((extract_code(text), r["tests"]))
                 where.append(i)
         code = [0.0] * len(completions_text)
-        for i, res in zip(where, run_tests_batch(jobs, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers)):
+        for i, res in zip(where, run_tests_batch(jobs, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers,
+                                                 packages=cfg.exec_packages)):
             code[i] = res.passed / res.total
         return torch.tensor(code), torch.tensor(fmt)
 
@@ -359,7 +361,8 @@ def main(argv=None):
         mine = mine + eval_records[:n - real]  # equal work per rank (FSDP needs matching forwards)
         model.eval()
         res = evaluate_tasks(model, tok, mine, max_new_tokens=C, steps=n_steps, temperature=0.0,
-                             batch_size=cfg.micro_batch_size, dtype=cfg.dtype, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers)
+                             batch_size=cfg.micro_batch_size, dtype=cfg.dtype, timeout_s=cfg.exec_timeout,
+                             workers=cfg.exec_workers, packages=cfg.exec_packages)
         model.train()
         solved = sum(t["pass@1"] for t in res["per_task"][:real])
         stats = d.all_reduce(torch.tensor([solved, real], dtype=torch.float64, device=d.device))

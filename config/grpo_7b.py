@@ -8,6 +8,7 @@ train_file = "data/acecode/train.jsonl"
 eval_file = "data/tasks/test.jsonl"  # a quick held-out signal; run eval.py on EvalPlus for the real numbers
 eval_n = 64
 eval_interval = 50
+exec_packages = True  # AceCode programs import numpy and the like: the sandbox offers this venv's site-packages
 # 8 prompts x 10 completions = 80 sequences per round: one prompt group per GPU
 prompts_per_step = 8
 num_generations = 10

