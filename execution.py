@@ -704,7 +704,7 @@ def _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s):
         raise RuntimeError(f"execution harness did not start (is PYTHON={PYTHON} runnable?): {stderr[-2000:]}")
     flags, _, hidden = records["I"]
     isolation.update(net=bool(flags & 1), pid=bool(flags & 2), ipc=bool(flags & 4), mount=bool(flags & 8),
-                     hidden=tuple(hidden.split("\n")) if hidden else (),
+                     hidden=tuple(sorted(hidden.split("\n"))) if hidden else (),
                      uid=SANDBOX_UID if os.geteuid() == 0 else os.getuid())
     if "S" in records:
         isolation.update(read_any=bool(records["S"][0]), proc=bool(records["S"][1]))
