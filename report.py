@@ -17,9 +17,10 @@ from configurator import config_keys, configure, run_cli
 # -----------------------------------------------------------------------------
 report_dir = "out/report"  # run.sh writes times.tsv and the stage logs here
 data_dir = "data/stdlib"
-pretrain_dir = "out/pretrain_tiny"
+ar_dir = "out/ar_tiny"
 sft_dir = "out/sft_tiny"
 grpo_dir = "out/grpo_tiny"
+ar_baseline_dir = "out/ar_baseline_tiny"  # optional: run.sh's extra stages ar_baseline and eval_ar_baseline
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
@@ -68,19 +69,30 @@ def machine():
     return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}"
 
 
-def training_section(title, out_dir, key):
+PROBE_COLUMNS = ("copy/name", "copy/literal", "copy/digit", "answer/all", "induction")
+
+
+def training_section(title, out_dir):
+    """A train_pretrain.py run: its settings, and the val loss and probes at every eval."""
     ckpt = latest_checkpoint(out_dir)
     if ckpt is None:
         return [f"## {title}", "", f"not run ({out_dir} has no checkpoint)", ""]
     meta = read_meta(ckpt)
     cfg = meta["config"]
-    hist = meta.get(key) or []
-    lines = [f"## {title}", "", f"`{ckpt}`: {meta['step']} steps, {cfg.get('batch_size')} x {cfg.get('block_size', cfg.get('max_completion_length'))} "
-             f"tokens per micro-batch, lr {cfg.get('learning_rate')}", ""]
-    if hist:
-        name = "val loss" if key == "val_history" else "held-out pass@1"
-        lines += [f"| step | {name} |", "|---:|---:|"] + [f"| {s} | {v:.4f} |" for s, v in hist] + [""]
-    return lines
+    anneal = f", attention annealed causal -> full over {cfg['anneal_steps']} steps" if cfg.get("anneal_steps") else ""
+    lines = [f"## {title}", "", f"`{ckpt}`: objective {cfg.get('objective', 'diffusion')}{anneal}, {meta['step']} steps, "
+             f"{cfg.get('batch_size')} x {cfg.get('block_size')} tokens per micro-batch, lr {cfg.get('learning_rate')}", ""]
+    probes = dict((s, p) for s, p in meta.get("probe_history", []))
+    cols = [c for c in PROBE_COLUMNS if any(c in p for p in probes.values())]
+    lines += ["| step | val loss | " + " | ".join(cols) + " |", "|---:|---:|" + "---:|" * len(cols)]
+    for step, val in meta.get("val_history", []):
+        p = probes.get(step, {})
+        lines.append(f"| {step} | {val:.4f} | " + " | ".join(f"{p[c]:.2f}" if c in p else "" for c in cols) + " |")
+    if cols:
+        lines += ["", "Probes (probes.py): top-1 accuracy on the answer tokens copied from the question (function name, "
+                  "literal, digit), with only those masked (AR: teacher-forced); answer/all: every answer token with the "
+                  "whole canvas masked; induction: the masked half of a repeated random span."]
+    return lines + [""]
 
 
 def grpo_section(out_dir):
@@ -107,10 +119,22 @@ def last_log_line(path, pattern):
 def eval_row(name, path):
     res = read_json(path)
     if res is None:
-        return f"| {name} | not run | | | |"
-    m = res["metrics"]["tiny"]
-    return (f"| {name} | {res['n_tasks']} | {m['pass@1']:.3f} | {m['format_rate']:.3f} | "
+        return f"| {name} | not run | | | | | |"
+    m, split = res["metrics"]["tiny"], res.get("breakdown", {}).get("split", {})
+    halves = " | ".join(f"{split[k][0]:.3f}" if k in split else "" for k in ("seen template", "held-out template"))
+    return (f"| {name} | {res['n_tasks']} | {m['pass@1']:.3f} | {halves} | {m['format_rate']:.3f} | "
             f"{m['mean_test_pass_fraction']:.3f} |")
+
+
+def headroom_line(path):
+    res = read_json(path)
+    if res is None:
+        return []
+    s, m = res["settings"], res["metrics"]["tiny"]
+    k = f"pass@{res['n_samples']}"
+    return [f"RL headroom of the SFT model: {k} {m[k]:.3f} (pass@1 {m['pass@1']:.3f}) on {res['n_tasks']} train prompts "
+            f"x {res['n_samples']} samples at the rollouts' decoding (temperature {s['temperature']}, top-p {s['top_p']}, "
+            f"{s['steps']} steps)", ""]
 
 
 def build(cfg):
@@ -126,16 +150,23 @@ def build(cfg):
     if data:
         out += ["## Data", "", f"stdlib corpus: {data['train_tokens']:,} train + {data['val_tokens']:,} val tokens, "
                 f"BPE vocab {data['vocab_size']:,}", ""]
-    out += training_section("Masked-diffusion pre-training", cfg.pretrain_dir, "val_history")
-    speed = last_log_line(os.path.join(r, "pretrain.log"), r"tok/s")
-    if speed:
-        out += [f"last log line: `{speed.strip()}`", ""]
-    out += training_section("Conditional SFT on the tiny tasks", cfg.sft_dir, "val_history")
+    out += training_section("Autoregressive training (the AR parent)", cfg.ar_dir)
+    for stage in ("ar", "sft"):
+        speed = last_log_line(os.path.join(r, f"{stage}.log"), r"tok/s")
+        if speed:
+            out += [f"last `{stage}` log line: `{speed.strip()}`", ""]
+    out += training_section("AR->diffusion adaptation and diffusion SFT", cfg.sft_dir)
+    out += headroom_line(os.path.join(cfg.sft_dir, "headroom", "results.json"))
     out += grpo_section(cfg.grpo_dir)
-    out += ["## Held-out tiny tasks, greedy pass@1 (eval.py)", "",
-            "| model | tasks | pass@1 | format | tests passed |", "|---|---:|---:|---:|---:|",
+    out += ["## Held-out tiny tasks, greedy pass@1 (eval.py, Dream decoding, one token per step)", "",
+            "| model | tasks | pass@1 | seen template | held-out template | format | tests passed |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             eval_row("after SFT", os.path.join(cfg.sft_dir, "eval", "results.json")),
-            eval_row("after coupled-GRPO", os.path.join(cfg.grpo_dir, "eval", "results.json")), ""]
+            eval_row("after coupled-GRPO", os.path.join(cfg.grpo_dir, "eval", "results.json"))]
+    baseline = os.path.join(cfg.ar_baseline_dir, "eval", "results.json")
+    if os.path.isfile(baseline):  # `bash run.sh tiny ar_baseline eval_ar_baseline`
+        out += [eval_row("AR baseline, same steps, left-to-right decoding", baseline)]
+    out += [""]
     for title, name in (("AR-ness of the decoding order", "arness.log"),
                         ("Samples and their decoding order", "samples.log")):
         text = read_text(os.path.join(r, name))

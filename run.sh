@@ -27,6 +27,7 @@ case "${1:-tiny}" in
     # one stage = one command; its output goes to the terminal and to out/report/<stage>.log, its seconds are
     # appended to out/report/times.tsv (an interrupted attempt too, so a resumed stage adds up). Stages that
     # are already done only check and skip (each script is idempotent). `bash run.sh tiny sft` runs one stage.
+    # `extra` stages run only when named: `bash run.sh tiny ar_baseline eval_ar_baseline` (the AR comparison).
     R=out/report
     ONLY=" ${*:2} "
     mkdir -p "$R"
@@ -42,6 +43,10 @@ case "${1:-tiny}" in
       echo "== $name: $(( $(date +%s) - T0 )) s"
       printf '%s\t%s\tdone\n' "$name" "$(( $(date +%s) - T0 ))" >> "$R/times.tsv"
       STAGE=""
+    }
+    extra() {
+      [[ "$ONLY" == *" $1 "* ]] && stage "$@"
+      return 0
     }
     P=.venv/bin/python
     HELD=data/tasks/test.jsonl
@@ -59,6 +64,10 @@ case "${1:-tiny}" in
                         --temperature=0 --show_order=True --order_html=$R/order.html
     stage arness     $P sample.py --out_dir=out/grpo_tiny --analyze=True --analyze_file=$HELD --analyze_n=32 \
                         --analyze_temperatures=[0.0,1.0] --max_new_tokens=64
+    # the autoregressive baseline at the diffusion model's budget: the AR stage for ar + sft steps, decoded left to right
+    extra ar_baseline      $P train_pretrain.py config/ar_tiny.py --max_steps=1200 --out_dir=out/ar_baseline_tiny
+    extra eval_ar_baseline $P eval.py --out_dir=out/ar_baseline_tiny --benchmark=tiny --decoder=ar --batch_size=32 \
+                              --results_dir=out/ar_baseline_tiny/eval
     $P report.py > /dev/null
     echo "== total $(( $(date +%s) - start )) s; report: $R/report.md"
     ;;
