@@ -243,8 +243,14 @@ def write_tokenizer_files(files, dst_dir):
             f.write(data)
 
 
-def copy_tokenizer(src_dir, dst_dir):
-    write_tokenizer_files(read_tokenizer_files(src_dir), dst_dir)
+def load_tokenizer(src_dir):
+    """(tokenizer, its files {name: bytes}, added) from src_dir, with DiffuCoder's diffusion tokens added when it lacks
+    them (a Qwen2.5 tokenizer gets <|mask|> 151666 and <|dlm_pad|> 151667; see Tokenizer.with_diffusion_tokens);
+    added = {name: id} of the new tokens, already written into the files."""
+    from tokenizer import Tokenizer, add_tokens_to_files
+    tok, added = Tokenizer.from_pretrained(src_dir).with_diffusion_tokens()
+    files = read_tokenizer_files(src_dir)
+    return tok, add_tokens_to_files(files, tok, added) if added else files, added
 
 
 def list_checkpoints(out_dir):
@@ -305,25 +311,37 @@ def resolve_model_dir(path):
     return ckpt
 
 
-def build_model(d, parallel, activation_checkpointing=False, init_dir=None, config=None, seed=0):
+def build_model(d, parallel, activation_checkpointing=False, init_dir=None, config=None, seed=0, min_vocab_size=0):
     """Create the training model: from `config` (random init, identical on every rank) or loaded from
     the HF directory `init_dir`, in fp32, wrapped for `parallel`. With FSDP2 the model is built on the
     meta device, sharded, and the weights are read by rank 0 and broadcast, so host memory holds one
-    copy of the checkpoint, not one per rank. Returns (raw_model, module_to_call)."""
+    copy of the checkpoint, not one per rank. A loaded model with fewer than min_vocab_size embedding rows
+    (tokens were added to its tokenizer) grows to that many, rounded up to a multiple of 64 (Transformer.
+    resize_token_embeddings). Returns (raw_model, module_to_call)."""
     from model import Transformer, config_from_hf, load_hf_config
+    rows = (min_vocab_size + 63) // 64 * 64
+
+    def load(device):
+        model = Transformer.from_pretrained(init_dir, device=device, dtype=torch.float32)
+        if model.config.vocab_size < min_vocab_size:
+            model.resize_token_embeddings(rows)
+        return model
+
     if parallel == "fsdp" and init_dir is not None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
         config = config_from_hf(load_hf_config(init_dir))
+        if config.vocab_size < min_vocab_size:
+            config.vocab_size = rows
         with torch.device("meta"):
             model = Transformer(config)
         module = wrap_model(model, parallel, d, activation_checkpointing)
         model.to_empty(device=d.device)
-        sd = Transformer.from_pretrained(init_dir, dtype=torch.float32).state_dict() if d.master else {}
+        sd = load(None).state_dict() if d.master else {}  # on the host
         set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
         model.train()
         return model, module
     if init_dir is not None:
-        model = Transformer.from_pretrained(init_dir, device=d.device, dtype=torch.float32)
+        model = load(d.device)
     else:
         torch.manual_seed(seed)
         model = Transformer(config).to(d.device)

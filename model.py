@@ -277,6 +277,22 @@ class Transformer(nn.Module):
         x = self.model.norm(x)
         return self.lm_head(x).float()  # (B, T, V) or (N, V)
 
+    def resize_token_embeddings(self, vocab_size):
+        """Grow the embedding and the LM head to vocab_size rows, e.g. for the diffusion tokens added to a
+        Qwen2.5 tokenizer. Existing rows are kept; each new row starts as the mean of the old rows (of the
+        embedding, and of the LM head), so a new token starts as an average token."""
+        old = self.config.vocab_size
+        if vocab_size < old:
+            raise ValueError(f"resize_token_embeddings only grows the vocabulary ({old} rows), got {vocab_size}.")
+        with torch.no_grad():
+            def grown(w):  # (old, C) -> (vocab_size, C)
+                return nn.Parameter(torch.cat([w, w.mean(0, keepdim=True).expand(vocab_size - old, -1)]))
+            self.model.embed_tokens.weight = grown(self.model.embed_tokens.weight)
+            self.lm_head.weight = self.model.embed_tokens.weight if self.config.tie_word_embeddings else \
+                grown(self.lm_head.weight)
+        self.model.embed_tokens.num_embeddings = self.lm_head.out_features = vocab_size
+        self.config.vocab_size = vocab_size
+
     # ----------------------------------------------------------------------------------------
     # Hugging Face checkpoint format
 

@@ -14,7 +14,8 @@ dataset name (streamed through `datasets`). Documents are split into train/val b
 text, tokenized, joined with <|endoftext|> and written as flat uint16 (uint32 for vocabularies of
 65,536 ids or more) files `train.bin` / `val.bin`, with `meta.json` (tokenizer identity, counts).
 The tokenizer is trained here with rustbpe (`--tokenizer=train`) or taken from a directory, and a
-copy lives in `out_dir/tokenizer/`, which is what the training scripts load.
+copy lives in `out_dir/tokenizer/`, which is what the training scripts load. A tokenizer without the
+diffusion tokens (Qwen2.5-Coder's) gets DiffuCoder's `<|mask|>` and `<|dlm_pad|>` (and ids) in that copy.
 
 Re-running with the same settings does nothing (idempotent).
 """
@@ -317,10 +318,12 @@ def main(argv=None):
         tok.save(tok_dir)
         print(f"trained a {tok.vocab_size:,}-token BPE with rustbpe in {time.time() - t1:.1f}s")
     else:
-        from common import copy_tokenizer
-        tok = Tokenizer.from_pretrained(cfg.tokenizer)
+        from common import load_tokenizer, write_tokenizer_files
+        tok, files, added = load_tokenizer(cfg.tokenizer)
         os.makedirs(tok_dir, exist_ok=True)
-        copy_tokenizer(cfg.tokenizer, tok_dir)
+        write_tokenizer_files(files, tok_dir)
+        if added:
+            print(f"added DiffuCoder's diffusion tokens the tokenizer lacked: {added}")
     dtype = token_dtype(tok.vocab_size)
     t2 = time.time()
     n_train = write_tokens(os.path.join(cfg.out_dir, "train.bin"), train_docs, tok, dtype)

@@ -21,7 +21,11 @@ Notes and limitations:
    matches them (their lstrip/rstrip/normalized flags are ignored).
 4. `encode` turns special-token strings in text into special ids by default (the chat template needs
    it); pass `allowed_special=()` to encode untrusted text as plain text.
-5. `tokenizer.tiktoken` is parsed here, not by `tiktoken.load.load_tiktoken_bpe`, which caches local files
+5. Qwen2.5's tokenizer has no diffusion tokens. `with_diffusion_tokens` appends the ones DiffuCoder appended to
+   it, with DiffuCoder's names and in its order (DIFFUSION_TOKENS: `<|beginoftext|>` 151665, `<|mask|>` 151666,
+   `<|dlm_pad|>` 151667 in Qwen2.5's vocabulary), after the highest id, so no existing id changes;
+   `add_tokens_to_files` writes them into the tokenizer's files (HF's or ours), so transformers sees them too.
+6. `tokenizer.tiktoken` is parsed here, not by `tiktoken.load.load_tiktoken_bpe`, which caches local files
    by path in /tmp/data-gym-cache and returns a stale copy after a re-save to the same path.
 """
 
@@ -38,6 +42,8 @@ import tiktoken
 QWEN2_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 DEFAULT_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>", "<|dlm_pad|>")
+# the tokens DiffuCoder appended to Qwen2.5's 151,665 ids, in this order (Dream's <|beginoftext|> is never used)
+DIFFUSION_TOKENS = ("<|beginoftext|>", "<|mask|>", "<|dlm_pad|>")
 DEFAULT_SYSTEM = "You are a helpful assistant."
 ROLES = ("system", "user", "assistant")
 
@@ -203,14 +209,30 @@ class Tokenizer:
         h = hashlib.sha256(self._ranks_file() + json.dumps(self._meta(), sort_keys=True).encode())
         return "sha256:" + h.hexdigest()[:16]
 
+    def files(self):
+        """Our format as {file name: bytes}: tokenizer.tiktoken and tokenizer_meta.json."""
+        meta = json.dumps({**self._meta(), "identity": self.identity}, indent=1, ensure_ascii=False).encode()
+        return {"tokenizer.tiktoken": self._ranks_file(), "tokenizer_meta.json": meta}
+
     def save(self, path):
         os.makedirs(path, exist_ok=True)
-        meta = json.dumps({**self._meta(), "identity": self.identity}, indent=1, ensure_ascii=False).encode()
-        for name, data in (("tokenizer.tiktoken", self._ranks_file()), ("tokenizer_meta.json", meta)):
+        for name, data in self.files().items():
             tmp = os.path.join(path, name + ".tmp")
             with open(tmp, "wb") as f:
                 f.write(data)
             os.replace(tmp, os.path.join(path, name))
+
+    def with_diffusion_tokens(self):
+        """(tokenizer, added): when this tokenizer lacks <|mask|> or <|dlm_pad|> (Qwen2.5, DiffuCoder-7B-Base),
+        a copy with every DIFFUSION_TOKENS entry it lacks appended after its highest id, in that order, so
+        Qwen2.5's vocabulary gets DiffuCoder's ids; added = {name: id} of the new tokens ({} and self otherwise)."""
+        if "<|mask|>" in self.special_tokens and "<|dlm_pad|>" in self.special_tokens:
+            return self, {}
+        missing = [s for s in DIFFUSION_TOKENS if s not in self.special_tokens]
+        added = {s: self.vocab_size + j for j, s in enumerate(missing)}
+        tok = Tokenizer(self.mergeable_ranks, {**self.special_tokens, **added}, self.pattern, self._rank_to_id,
+                        self.normalize)
+        return tok, added
 
     # ---- encoding and decoding ----
     def _prep(self, text):
@@ -253,7 +275,8 @@ class Tokenizer:
 
     def _special(self, name):
         if name not in self.special_tokens:
-            raise ValueError(f"this tokenizer has no {name} token; use DiffuCoder's or one from Tokenizer.train")
+            raise ValueError(f"this tokenizer has no {name} token; use DiffuCoder's, one from Tokenizer.train, or "
+                             "add DiffuCoder's diffusion tokens with Tokenizer.with_diffusion_tokens")
         return self.special_tokens[name]
 
     eos_token_id = property(lambda self: self._special("<|endoftext|>"))
@@ -262,3 +285,29 @@ class Tokenizer:
     dlm_pad_token_id = property(lambda self: self._special("<|dlm_pad|>"))
     im_start_id = property(lambda self: self._special("<|im_start|>"))
     im_end_id = property(lambda self: self._special("<|im_end|>"))
+
+
+def add_tokens_to_files(files, tok, added):
+    """The tokenizer files {name: bytes} of a directory with the special tokens `added` ({name: id}, from
+    `Tokenizer.with_diffusion_tokens`, which returned `tok`) written in: HF's tokenizer.json (added_tokens),
+    tokenizer_config.json (added_tokens_decoder if it has one; mask_token as Dream sets it) and added_tokens.json, or our
+    tokenizer.tiktoken + tokenizer_meta.json, rewritten from `tok`."""
+    files = dict(files)
+    if "tokenizer_meta.json" in files:
+        files.update(tok.files())
+        return files
+    flags = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    if "tokenizer.json" in files:
+        cfg = json.loads(files["tokenizer.json"])
+        cfg["added_tokens"] = cfg.get("added_tokens", []) + [{"id": i, "content": s, **flags} for s, i in added.items()]
+        files["tokenizer.json"] = json.dumps(cfg, indent=2, ensure_ascii=False).encode()
+    if "tokenizer_config.json" in files:
+        cfg = json.loads(files["tokenizer_config.json"])
+        if "added_tokens_decoder" in cfg:  # Qwen2.5's lists every added token; transformers trusts it if present
+            cfg["added_tokens_decoder"].update({str(i): {"content": s, **flags} for s, i in added.items()})
+        if "<|mask|>" in added:
+            cfg["mask_token"] = "<|mask|>"
+        files["tokenizer_config.json"] = json.dumps(cfg, indent=2, ensure_ascii=False).encode()
+    if "added_tokens.json" in files:
+        files["added_tokens.json"] = json.dumps({**json.loads(files["added_tokens.json"]), **added}, indent=2).encode()
+    return files

@@ -12,7 +12,9 @@ Two objectives (diffusion.py) and two kinds of data, set by config:
 - objective='diffusion': mask a fraction t ~ U(eps, 1) of the maskable tokens, bidirectional
   attention, the 1/t-weighted loss on the masked tokens. With init_from=<an AR model> and
   anneal_steps > 0 this is the AR->diffusion adaptation: attention anneals from causal to full
-  (the DiffuLLaMA rule), as DiffuCoder was adapted from Qwen2.5-Coder.
+  (the DiffuLLaMA rule), as DiffuCoder was adapted from Qwen2.5-Coder. A tokenizer without the diffusion
+  tokens (Qwen2.5-Coder's) gets DiffuCoder's <|mask|> and <|dlm_pad|> with DiffuCoder's ids, and a model
+  with fewer embedding rows than that grows its embedding and LM head (common.load_tokenizer, build_model).
 - objective='ar': causal attention, next-token loss on every supervised token. Same network, same
   shift (row i predicts token i+1), same checkpoints: the model an adaptation starts from.
 - mode='pretrain': packed unconditional windows of a prepared token file; every token but the
@@ -203,13 +205,12 @@ def truncate_rows(rows, fraction, eos_id, generator):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, latest_checkpoint, load_training_state, lr_at, make_optimizer,
-                        matmul_flops, read_meta, read_tokenizer_files, resolve_model_dir, save_checkpoint,
-                        set_grad_sync, sync)
+    from common import (Dist, autocast, build_model, latest_checkpoint, load_tokenizer, load_training_state, lr_at,
+                        make_optimizer, matmul_flops, read_meta, resolve_model_dir, save_checkpoint, set_grad_sync,
+                        sync)
     from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
     from model import ModelConfig, padding_position_ids, predictor_rows
     from probes import format_probes
-    from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     if cfg.mode not in ("pretrain", "sft"):
@@ -231,8 +232,10 @@ def main(argv=None):
     if init_dir is None and not os.path.isdir(tok_dir):
         from prepare_data import load_data_meta
         load_data_meta(cfg.data_dir)  # raises the "run prepare_data.py" error
-    tok = Tokenizer.from_pretrained(tok_dir)
-    tok_files = read_tokenizer_files(tok_dir)  # now: tok_dir may be a checkpoint that keep_last removes later
+    # the files are read now: tok_dir may be a checkpoint that keep_last removes later
+    tok, tok_files, added = load_tokenizer(tok_dir)
+    if added and d.master:
+        print(f"{tok_dir}'s tokenizer lacks the diffusion tokens; added DiffuCoder's: {added}")
     if cfg.mode == "pretrain":
         from prepare_data import load_data_meta
         data_identity = load_data_meta(cfg.data_dir)["tokenizer_identity"]
@@ -266,8 +269,12 @@ def main(argv=None):
             vocab_size=(tok.vocab_size + 63) // 64 * 64, n_layer=cfg.n_layer, n_head=cfg.n_head, n_kv_head=cfg.n_kv_head,
             n_embd=cfg.n_embd, intermediate_size=cfg.intermediate_size, max_seq_len=cfg.block_size, rope_theta=cfg.rope_theta,
             mask_token_id=tok.mask_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    # with added tokens, a model with fewer embedding rows than the tokenizer has ids grows its embedding and LM head
     model, module = build_model(d, cfg.parallel if d.ddp else "none", cfg.activation_checkpointing,
-                                init_dir=init_dir, config=model_config, seed=cfg.seed)
+                                init_dir=init_dir, config=model_config, seed=cfg.seed,
+                                min_vocab_size=tok.vocab_size if added else 0)
+    if model.config.mask_token_id is None:  # recorded in config.json, as Dream does
+        model.config.mask_token_id = tok.mask_token_id
     if cfg.block_size > model.config.max_seq_len:  # RoPE extends; record the new trained context
         if d.master:
             print(f"extending the model's context from {model.config.max_seq_len} to block_size={cfg.block_size}")

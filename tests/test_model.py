@@ -121,6 +121,27 @@ def test_tied_embeddings_load(tmp_path):
     assert torch.equal(loaded(idx), model(idx))
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_resize_token_embeddings_keeps_old_rows_and_adds_mean_rows(tmp_path, tied):
+    model = tiny_model(tie_word_embeddings=tied)
+    emb, head = model.model.embed_tokens.weight.clone(), model.lm_head.weight.clone()
+    idx = torch.randint(0, 96, (2, 10))
+    with torch.no_grad():
+        before = model(idx)
+        model.resize_token_embeddings(128)
+        after = model(idx)
+    assert model.config.vocab_size == 128 and model.model.embed_tokens.weight.shape == (128, 64)
+    assert torch.allclose(after[..., :96], before, atol=1e-6)  # old tokens: same logits
+    assert torch.equal(model.model.embed_tokens.weight[:96], emb)
+    assert torch.allclose(model.model.embed_tokens.weight[96:], emb.mean(0).expand(32, -1))
+    assert torch.allclose(model.lm_head.weight[96:], head.mean(0).expand(32, -1))
+    assert (model.lm_head.weight is model.model.embed_tokens.weight) == tied
+    model.save_pretrained(tmp_path)  # the config says 128 rows
+    assert Transformer.from_pretrained(tmp_path).config.vocab_size == 128
+    with pytest.raises(ValueError, match="only grows"):
+        model.resize_token_embeddings(100)
+
+
 def test_load_uses_checkpoint_dtype_and_meta_init(tmp_path, monkeypatch):
     """No fp32 copy of a bf16 checkpoint: parameters come out bf16 and random init never runs."""
     tiny_model().to(torch.bfloat16).save_pretrained(tmp_path)

@@ -12,11 +12,17 @@ import unicodedata
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tokenizer import DEFAULT_SPECIALS, Tokenizer, apply_chat_template, diffucoder_prompt  # noqa: E402
+from tokenizer import (DEFAULT_SPECIALS, DIFFUSION_TOKENS, Tokenizer, add_tokens_to_files,  # noqa: E402
+                       apply_chat_template, diffucoder_prompt)
 
 # Qwen2's pre-tokenizer regex, written out here so the test also checks tokenizer.py's copy
 QWEN2_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>", "<|dlm_pad|>"]
+# Qwen2.5's special tokens, ids 151643..151664 after its 151,643 regular tokens: no diffusion tokens
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+                 "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
+                 "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]
 
 CASES = [
     "def add(a, b):\n    return a + b\n",
@@ -66,7 +72,7 @@ def corpus(n=400, seed=0):
     return out
 
 
-def hf_tokenizer(vocab_size, specials_first=False, gpt2=False):
+def hf_tokenizer(vocab_size, specials_first=False, gpt2=False, specials=SPECIALS):
     """An HF byte-level BPE built like Qwen2's: NFC, Split(regex, isolated), ByteLevel(use_regex=False);
     or like GPT-2's (no normalizer, ByteLevel splitting with its own regex)."""
     from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
@@ -83,10 +89,10 @@ def hf_tokenizer(vocab_size, specials_first=False, gpt2=False):
     hf.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  special_tokens=SPECIALS if specials_first else [])
+                                  special_tokens=specials if specials_first else [])
     hf.train_from_iterator(corpus(), trainer)
     if not specials_first:
-        hf.add_special_tokens(SPECIALS)  # appended after the regular tokens, like Qwen2.5
+        hf.add_special_tokens(specials)  # appended after the regular tokens, like Qwen2.5
     return hf
 
 
@@ -184,6 +190,65 @@ def test_rustbpe_train_save_load(tmp_path, monkeypatch):
     assert other.identity != tok.identity
     other.save(tmp_path / "tok")
     assert Tokenizer.from_pretrained(tmp_path / "tok").identity == other.identity
+
+
+def test_diffusion_tokens_get_diffucoder_ids_in_qwen_vocab():
+    """Qwen2.5's vocabulary (151,643 regular tokens, 22 specials) gets DiffuCoder's ids; DiffuCoder-7B-Base's
+    (which has <|mask|>) gets only <|dlm_pad|> 151667; a tokenizer with both is left alone."""
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({b"t%d" % i: i for i in range(256, 151643)})  # stand-ins for Qwen's merges
+    qwen = Tokenizer(ranks, {s: 151643 + j for j, s in enumerate(QWEN_SPECIALS)}, QWEN2_REGEX)
+    assert qwen.vocab_size == 151665
+    tok, added = qwen.with_diffusion_tokens()
+    assert added == {"<|beginoftext|>": 151665, "<|mask|>": 151666, "<|dlm_pad|>": 151667}
+    assert (tok.mask_token_id, tok.dlm_pad_token_id, tok.vocab_size) == (151666, 151667, 151668)
+    assert {s: tok.special_tokens[s] for s in qwen.special_tokens} == qwen.special_tokens
+    assert tok.encode("x<|mask|>") == qwen.encode("x") + [151666]
+    base = Tokenizer(ranks, {**qwen.special_tokens, "<|beginoftext|>": 151665, "<|mask|>": 151666}, QWEN2_REGEX)
+    tok, added = base.with_diffusion_tokens()
+    assert added == {"<|dlm_pad|>": 151667} and tok.mask_token_id == 151666
+    assert tok.with_diffusion_tokens() == (tok, {})
+
+
+@pytest.mark.parametrize("fmt", ["json", "txt", "ours"])
+def test_added_tokens_are_written_into_the_files(tmp_path, fmt):
+    """A tokenizer lacking the diffusion tokens, as HF tokenizer.json (+ tokenizer_config.json), as vocab.json +
+    merges.txt + added_tokens.json, or in our format: the files with the added tokens load to the same tokenizer,
+    in transformers too, and every original id is unchanged."""
+    from common import load_tokenizer, read_tokenizer_files, write_tokenizer_files
+    hf = hf_tokenizer(256 + 300, specials=SPECIALS[:3])
+    src = tmp_path / "src"
+    src.mkdir()
+    decoder = {str(hf.token_to_id(s)): {"content": s, "special": True} for s in SPECIALS[:3]}
+    if fmt == "json":
+        hf.save(str(src / "tokenizer.json"))
+        (src / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": decoder, "eos_token": SPECIALS[0],
+                                                               "tokenizer_class": "Qwen2Tokenizer"}))
+    elif fmt == "txt":
+        hf.model.save(str(src))
+        (src / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": decoder}))
+        (src / "added_tokens.json").write_text(json.dumps({s: hf.token_to_id(s) for s in SPECIALS[:3]}))
+    else:
+        Tokenizer.train(iter(corpus()), 300, special_tokens=SPECIALS[:3]).save(src)
+    before = Tokenizer.from_pretrained(src)
+    tok, files, added = load_tokenizer(src)
+    n = before.vocab_size
+    assert added == {s: n + j for j, s in enumerate(DIFFUSION_TOKENS)} and tok.mask_token_id == n + 1
+    assert files.keys() == read_tokenizer_files(src).keys()
+    (tmp_path / "out").mkdir()
+    write_tokenizer_files(files, tmp_path / "out")
+    again = Tokenizer.from_pretrained(tmp_path / "out")
+    assert again.identity == tok.identity and again.special_tokens == {**before.special_tokens, **added}
+    assert all(again.encode(s, allowed_special=set(before.special_tokens)) == before.encode(s) for s in CASES)
+    assert again.encode("<|im_start|>x<|mask|><|dlm_pad|>") == before.encode("<|im_start|>x") + [n + 1, n + 2]
+    assert load_tokenizer(tmp_path / "out")[2] == {}  # nothing left to add
+    if fmt == "json":
+        transformers = pytest.importorskip("transformers")
+        ref = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
+        assert ref.convert_tokens_to_ids(list(DIFFUSION_TOKENS)) == [n, n + 1, n + 2] and ref.mask_token == "<|mask|>"
+        text = "def f(x):<|mask|><|mask|>\n    return x<|dlm_pad|>"
+        assert ref(text)["input_ids"] == again.encode(text)
+    assert add_tokens_to_files(files, tok, {}) == files
 
 
 def test_decode_rejects_unknown_ids(tmp_path):

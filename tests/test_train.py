@@ -196,6 +196,57 @@ def test_ar_training_then_adaptation_starts_from_its_weights(data_dir, tmp_path,
     assert max_diff(a, weights(tmp_path / "adapt2")) > 0
 
 
+def test_adaptation_from_a_qwen_checkpoint_adds_diffucoder_tokens(tmp_path):
+    """A tiny Qwen2 checkpoint and a Qwen-style tokenizer without diffusion tokens, both saved by transformers:
+    data preparation and adaptation add <|beginoftext|>, <|mask|>, <|dlm_pad|> after the existing ids (as DiffuCoder's
+    151665-151667), the embedding grows, the original ids and rows are unchanged, and transformers opens the result
+    (tokenizer and model) with the same ids and the same logits as ours."""
+    transformers = pytest.importorskip("transformers")
+    from test_model import hf_logits
+    from test_tokenizer import CASES, hf_tokenizer
+    from model import Transformer
+    from tokenizer import DIFFUSION_TOKENS, Tokenizer
+    qwen = tmp_path / "qwen"
+    hf_tok = hf_tokenizer(256 + 300, specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    n = hf_tok.get_vocab_size()  # 559 ids, all in use: the model has no spare rows
+    transformers.PreTrainedTokenizerFast(tokenizer_object=hf_tok, eos_token="<|endoftext|>").save_pretrained(qwen)
+    tc = json.loads((qwen / "tokenizer_config.json").read_text())  # Qwen2.5's also lists its added tokens
+    tc["added_tokens_decoder"] = {str(t["id"]): t for t in json.loads((qwen / "tokenizer.json").read_text())["added_tokens"]}
+    (qwen / "tokenizer_config.json").write_text(json.dumps(tc))
+    torch.manual_seed(0)
+    hf_cfg = transformers.Qwen2Config(vocab_size=n, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                                      rope_theta=10000.0, tie_word_embeddings=False)
+    transformers.Qwen2ForCausalLM(hf_cfg).save_pretrained(qwen)
+    make_corpus(tmp_path / "src", n_docs=30)
+    prepare_data.main([f"--source={tmp_path / 'src'}", f"--out_dir={tmp_path / 'data'}", f"--tokenizer={qwen}",
+                       "--val_fraction=0.2"])
+    adapt = [f"--data_dir={tmp_path / 'data'}", f"--init_from={qwen}", *TINY, "--anneal_steps=10"]
+    train_pretrain.main([*adapt, f"--out_dir={tmp_path / 'frozen'}", "--max_steps=1", "--learning_rate=0"])
+    train_pretrain.main([*adapt, f"--out_dir={tmp_path / 'adapt'}", "--max_steps=3"])
+
+    before, ckpt = Tokenizer.from_pretrained(qwen), tmp_path / "adapt" / "ckpt-000003"
+    tok = Tokenizer.from_pretrained(ckpt)
+    assert {s: tok.special_tokens[s] for s in DIFFUSION_TOKENS} == {s: n + j for j, s in enumerate(DIFFUSION_TOKENS)}
+    assert {s: tok.special_tokens[s] for s in before.special_tokens} == before.special_tokens
+    assert all(tok.encode(s, allowed_special=set(before.special_tokens)) == before.encode(s) for s in CASES)
+    ref_tok = transformers.AutoTokenizer.from_pretrained(ckpt)
+    assert ref_tok.convert_tokens_to_ids(list(DIFFUSION_TOKENS)) == [n, n + 1, n + 2]
+    assert ref_tok("x = 1<|mask|><|dlm_pad|>")["input_ids"] == tok.encode("x = 1<|mask|><|dlm_pad|>")
+
+    # the embedding grew to 576 rows (a multiple of 64); with lr 0 the original rows are exactly Qwen's
+    ours, frozen = Transformer.from_pretrained(ckpt), Transformer.from_pretrained(tmp_path / "frozen" / "ckpt-000001")
+    assert ours.config.vocab_size == frozen.config.vocab_size == 576 and ours.config.mask_token_id == n + 1
+    start = Transformer.from_pretrained(qwen)
+    assert torch.equal(frozen.model.embed_tokens.weight[:n], start.model.embed_tokens.weight)
+    assert torch.equal(frozen.lm_head.weight[:n], start.lm_head.weight)
+    assert not torch.equal(ours.model.embed_tokens.weight[:n], start.model.embed_tokens.weight)  # it trained
+    ref = transformers.Qwen2ForCausalLM.from_pretrained(ckpt).eval()
+    idx = torch.tensor([tok.encode("def f(x):<|mask|><|mask|>\n    return<|dlm_pad|>")])
+    with torch.no_grad():
+        assert (ours(idx) - hf_logits(ref, idx)).abs().max() <= 1e-4
+
+
 def cli_error(capsys, argv):
     with pytest.raises(SystemExit) as e:
         run_cli(lambda: train_pretrain.main(argv))
