@@ -309,7 +309,8 @@ def main(argv=None):
         anneal = f", attention annealed causal -> full over {cfg.anneal_steps} steps" if cfg.anneal_steps else ""
         print(f"objective {cfg.objective}{anneal}; {cfg.mode} data")
         print(f"{d.world_size} rank(s) on {d.device} ({cfg.parallel if d.ddp else 'single process'}), {cfg.dtype} autocast; "
-              f"{global_B} sequences x {T} tokens = {tokens_per_step:,} tokens per step; "
+              f"{global_B} sequences x {T} tokens = {tokens_per_step:,} tokens per step, "
+              f"x {cfg.max_steps:,} steps = {tokens_per_step * cfg.max_steps / 1e9:.3g}B tokens; "
               f"{cfg.grad_accum} micro-batch(es) of {cfg.batch_size} per rank per step; "
               f"measured matmul peak {peak / 1e12:.2f} TFLOP/s")
         if cfg.mode == "sft":

@@ -67,3 +67,17 @@ def test_config_found_from_any_working_directory(tmp_path):
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == ["error: unknown config key 'max_step' on the command line; did you mean 'max_steps'?"]
+
+
+@pytest.mark.parametrize("world_size, steps", [("8", 991_822), ("80", 99_183), (None, 7_934_571)])
+def test_pretrain_7b_spans_65b_tokens_on_any_node_count(monkeypatch, world_size, steps):
+    """config/pretrain_7b.py derives max_steps from the 65B-token budget and torchrun's WORLD_SIZE."""
+    import train_pretrain
+    if world_size is None:
+        monkeypatch.delenv("WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("WORLD_SIZE", world_size)
+    cfg = configure(vars(train_pretrain), train_pretrain.CONFIG_KEYS, ["config/pretrain_7b.py"])
+    tokens_per_step = int(world_size or 1) * cfg.batch_size * cfg.grad_accum * cfg.block_size
+    assert cfg.max_steps == steps and (steps - 1) * tokens_per_step < 65e9 <= steps * tokens_per_step
+    assert cfg.lr_decay_steps is None  # the cosine schedule spans max_steps
