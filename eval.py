@@ -4,8 +4,16 @@ Evaluate a masked-diffusion code model: decode with `diffusion_generate`, run th
     python eval.py                                                 # the tiny SFT model on the held-out tiny tasks
     python eval.py --benchmark=humaneval --out_dir=out/sft_tiny --limit=20
     python eval.py --benchmark=humaneval_plus --out_dir=/models/DiffuCoder-7B-Instruct --device=cuda
+    python eval.py --benchmark=humaneval_plus --out_dir=... --temperatures=[0.2,0.3,0.4]   # each, and the best
+    python eval.py --benchmark=humaneval_plus --out_dir=... --temperature=0                 # greedy
     python eval.py --benchmark=tiny --block_length=32 --cache=dual --threshold=0.9    # quality of a fast approximate decoding
     MBPP_OVERRIDE_PATH=MbppPlus-v0.2.0.jsonl python eval.py --benchmark=mbpp_plus --out_dir=... --n_samples=10 --temperature=0.4
+
+Decoding: DiffuCoder's protocol for HumanEval(+) and MBPP+ by default: temperature 0.2, top-p 0.95, alg entropy,
+512 new tokens, steps = max_new_tokens (one token per step); `--temperatures=[0.2,0.3,0.4]` evaluates each
+temperature (the paper reports its RL model's best of these), prints a table and writes a summary results.json.
+The tiny benchmark decodes greedily by default (temperature 0, no top-p): its small held-out set is then scored
+without sampling noise, and run.sh's numbers compare across runs.
 
 Benchmarks:
 - tiny: the held-out tiny tasks (data/tasks/test.jsonl once prepared), scored as GRPO's reward sees a
@@ -17,8 +25,10 @@ Benchmarks:
   (get_groundtruth, cached by evalplus) and its checker (check_correctness) in a pool of worker processes.
   Base and plus pass@k as evalplus reports them: a sample passes plus only if it passes base too.
 
-Prompts (DESIGN.md section 10). instruct: user "Please complete the following problem:\\n```\\n{prompt}\\n```",
-the assistant turn prefilled with "Here is the code to solve this problem:\\n```python\\n"; the code is the
+Prompts. instruct: user "Please complete the following problem:\\n```\\n{prompt}\\n```" (HumanEval(+)), or for MBPP+
+MBPP's own instruction "You are an expert Python programmer, and here is your task: {description} Your code should
+pass these tests:\\n\\n{tests}" (description and test from evalplus's prompt); the assistant turn is prefilled
+with "Here is the code to solve this problem:\\n```python\\n"; the code is the
 completion up to its closing fence (the fenced block rebuilt and extracted). base: the problem's prompt
 (stripped + newline, as evalplus), the completion appended to it. HumanEval(+)/MBPP+ solutions then go through
 evalplus's `sanitize` (keeps the entry point and what it uses), as evalplus's own codegen does.
@@ -27,12 +37,13 @@ Output in results_dir: samples.jsonl in evalplus's format ({"task_id", "solution
 the raw completion), appended and flushed after every batch. A rerun reads it back and generates only the
 (task, sample) pairs still missing, so no task is generated twice after a crash and a finished run is
 rescored without loading the model; settings.json guards against mixing decoding settings. results.json
-holds pass@k, per-task counts and the settings.
+holds pass@k, per-task counts and every decoding setting. With --temperatures, each temperature has its own
+directory `temperature-<t>/` under results_dir, and results_dir/results.json holds the table and the best.
 
 Simplifications:
 1. pass@k is the unbiased estimator (`pass_at_k`, equal to evalplus's estimate_pass_at_k), for k in 1, 5, 10
    up to n_samples and for k = n_samples; pass@1 is the mean over tasks of the fraction of samples that pass.
-2. EvalPlus scoring runs in evalplus's own harness (guard rails, not a sandbox: DESIGN.md section 9), as every
+2. EvalPlus scoring runs in evalplus's own harness (guard rails, not a sandbox), as every
    published EvalPlus number does; it only ever runs benchmark tests, never RL rollouts.
 3. Each batch decodes with a torch.Generator seeded by seed + the index of its first sample, so a resumed run
    at temperature > 0 is a valid but not bit-identical draw of an uninterrupted one. Batches are sorted by
@@ -48,6 +59,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from types import SimpleNamespace
 
 import torch
 
@@ -70,12 +82,13 @@ limit = None  # only the first N tasks (quick runs)
 tiny_file = "data/tasks/test.jsonl"  # held-out tiny tasks; if absent: generate_tasks("test", tiny_n, seed=0)
 tiny_n = 500
 results_dir = ""  # samples.jsonl, settings.json, results.json ('': out/eval/<model>/<benchmark>-<style>-<settings hash>)
-# decoding (DiffuCoder: alg entropy, alg_temp 0, steps = max_new_tokens; greedy for pass@1)
+# decoding (DiffuCoder: temperature 0.2, top-p 0.95, alg entropy, alg_temp 0, steps = max_new_tokens = 512)
 n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples, and k = n_samples
 max_new_tokens = None  # None: 64 for tiny (answers are <= 56 tokens), 512 for the others
 steps = None  # None: max_new_tokens (one token per step)
-temperature = 0.0
-top_p = None
+temperature = None  # None: 0.2 (DiffuCoder), but 0 (greedy) for tiny; 0: greedy
+temperatures = None  # a list, e.g. [0.2,0.3,0.4]: evaluate at each temperature, report each and the best
+top_p = None  # None: 0.95 (DiffuCoder), but none for tiny
 top_k = None
 alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
 alg_temp = 0.0
@@ -95,6 +108,8 @@ CONFIG_KEYS = config_keys(globals())
 
 BENCHMARKS = ("tiny", "humaneval", "humaneval_plus", "mbpp_plus")
 INSTRUCT_USER = "Please complete the following problem:\n```\n{prompt}\n```"
+MBPP_USER = ("You are an expert Python programmer, and here is your task: {description} "
+             "Your code should pass these tests:\n\n{tests}")
 INSTRUCT_PREFILL = "Here is the code to solve this problem:\n```python\n"
 KS = (1, 5, 10)
 # benchmark -> (evalplus dataset name, override variable, release name)
@@ -253,10 +268,26 @@ def load_problems(cfg):
     return [dict(task_id=k, prompt=p["prompt"], entry_point=p["entry_point"]) for k, p in evalplus_problems(cfg.benchmark).items()]
 
 
+def mbpp_parts(problem):
+    """(description, tests) of an MBPP+ problem: evalplus's prompt is the description and the first assert between
+    triple quotes."""
+    text = problem["prompt"].strip()
+    lines = text.removeprefix('"""').removesuffix('"""').strip().splitlines()
+    tests = [x for x in lines if x.startswith("assert")]
+    description = " ".join(x.strip() for x in lines if not x.startswith("assert")).strip()
+    if not (text.startswith('"""') and text.endswith('"""') and tests and description):
+        raise ValueError(f"the MBPP+ prompt of {problem.get('task_id')} is not evalplus's form (a description and an "
+                         "assert between triple quotes); use --prompt_style=base for it")
+    return description, "\n".join(tests)
+
+
 def model_prompt(problem, benchmark, style):
     """The model's input text for a problem (without the prefill)."""
     if benchmark == "tiny":
         return diffucoder_prompt(problem["prompt"])
+    if style == "instruct" and benchmark == "mbpp_plus":
+        description, tests = mbpp_parts(problem)
+        return diffucoder_prompt(MBPP_USER.format(description=description, tests=tests))
     if style == "instruct":
         return diffucoder_prompt(INSTRUCT_USER.format(prompt=problem["prompt"].strip()))
     return problem["prompt"].strip() + "\n"
@@ -367,11 +398,16 @@ def read_samples(path):
     return out
 
 
-def prepare_results_dir(cfg, settings):
-    """results_dir (default: derived from the model and a hash of the settings), checked against settings.json."""
+def default_results_dir(cfg, settings):
+    """out/eval/<model>/<benchmark>-<style>-<hash of the settings>."""
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     name = os.path.basename(os.path.normpath(cfg.out_dir))
-    path = cfg.results_dir or os.path.join("out", "eval", name, f"{cfg.benchmark}-{settings['prompt_style']}-{digest}")
+    return os.path.join("out", "eval", name, f"{cfg.benchmark}-{settings['prompt_style']}-{digest}")
+
+
+def prepare_results_dir(cfg, settings):
+    """results_dir (default: derived from the model and a hash of the settings), checked against settings.json."""
+    path = cfg.results_dir or default_results_dir(cfg, settings)
     os.makedirs(path, exist_ok=True)
     file = os.path.join(path, "settings.json")
     if os.path.isfile(file):
@@ -387,18 +423,26 @@ def prepare_results_dir(cfg, settings):
     return path
 
 
-def main(argv=None):
-    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
-    print_config(cfg)
+def _is_temperature(t):
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0
+
+
+def plan(cfg):
+    """Check the options and resolve the per-benchmark defaults: (settings, max_new_tokens, prompt style, the fast
+    decoding options that are set, device, model directory). settings holds every decoding setting."""
     if cfg.benchmark not in BENCHMARKS:
         raise ValueError(f"benchmark must be one of {', '.join(BENCHMARKS)}, got '{cfg.benchmark}'")
     if cfg.prompt_style not in ("instruct", "base"):
         raise ValueError(f"prompt_style must be 'instruct' or 'base', got '{cfg.prompt_style}'")
     if cfg.n_samples < 1 or (cfg.limit is not None and cfg.limit < 1):
         raise ValueError("n_samples and limit must be >= 1")
-    n = cfg.n_samples
-    N = cfg.max_new_tokens or (64 if cfg.benchmark == "tiny" else 512)
-    style = "chat" if cfg.benchmark == "tiny" else cfg.prompt_style
+    tiny = cfg.benchmark == "tiny"
+    temperature = cfg.temperature if cfg.temperature is not None else (0.0 if tiny else 0.2)  # tiny: greedy
+    top_p = cfg.top_p if cfg.top_p is not None else (None if tiny else 0.95)
+    if not _is_temperature(temperature):
+        raise ValueError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
+    N = cfg.max_new_tokens or (64 if tiny else 512)
+    style = "chat" if tiny else cfg.prompt_style
     fast = {k: getattr(cfg, k) for k in ("block_length", "threshold", "cache") if getattr(cfg, k) is not None}
     check_decoding_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
     if cfg.decoder not in ("diffusion", "ar"):
@@ -410,8 +454,70 @@ def main(argv=None):
     dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
     settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
-                    steps=cfg.steps or N, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg,
+                    steps=cfg.steps or N, temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg,
                     alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype, **fast)  # (only the fast options that are set)
+    if style == "instruct":  # the prompt is a setting too (tiny: the task's question in the chat template)
+        settings.update(user_template=MBPP_USER if cfg.benchmark == "mbpp_plus" else INSTRUCT_USER,
+                        prefill=INSTRUCT_PREFILL)
+    return settings, N, style, fast, dev, model_dir
+
+
+def main(argv=None):
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    print_config(cfg)
+    if cfg.temperatures is None:
+        return evaluate(cfg)
+    temps = cfg.temperatures
+    if not (isinstance(temps, (list, tuple)) and temps and all(map(_is_temperature, temps))
+            and len(set(temps)) == len(temps)):
+        raise ValueError(f"temperatures must be a non-empty list of distinct numbers >= 0, e.g. [0.2,0.3,0.4], "
+                         f"got {temps!r}")
+    if cfg.temperature is not None:
+        raise ValueError("pass --temperature (one run) or --temperatures (one run each), not both")
+    settings = {**plan(SimpleNamespace(**{**vars(cfg), "temperature": temps[0]}))[0], "temperature": list(temps)}
+    root = cfg.results_dir or default_results_dir(cfg, settings)
+    models, runs = {}, []
+    for t in temps:
+        print(f"\n== temperature {t}")
+        runs.append(evaluate(SimpleNamespace(**{**vars(cfg), "temperature": t, "temperatures": None,
+                                                "results_dir": os.path.join(root, f"temperature-{t}")}), models))
+    table, best = temperature_table(temps, [r["metrics"] for r in runs])
+    print("\n" + table)
+    out = dict(temperatures=list(temps), best=best, metrics={str(t): r["metrics"] for t, r in zip(temps, runs)},
+               n_tasks=runs[0]["n_tasks"], n_samples=cfg.n_samples, settings=settings,
+               results_dirs={str(t): os.path.join(root, f"temperature-{t}") for t in temps})
+    with open(os.path.join(root, "results.json.tmp"), "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(os.path.join(root, "results.json.tmp"), os.path.join(root, "results.json"))
+    print(f"wrote {root}/results.json")
+    return out
+
+
+def temperature_table(temps, metrics):
+    """A text table of pass@k per temperature (rows) and benchmark (columns), and the best pass@1 of each
+    benchmark: {name: {"temperature", "pass@1"}} (the lowest temperature among ties)."""
+    names = list(metrics[0])
+    ks = [k for k in metrics[0][names[0]] if k.startswith("pass@")]
+    cols = [f"{name} {k}" for name in names for k in ks]
+    lines = [f"{'temperature':<12}" + "".join(f"{c:>{max(14, len(c) + 2)}}" for c in cols)]
+    for t, m in zip(temps, metrics):
+        lines.append(f"{t:<12}" + "".join(f"{100 * m[name][k]:>{max(14, len(name) + len(k) + 3)}.1f}"
+                                          for name in names for k in ks))
+    best = {}
+    for name in names:
+        i = max(range(len(temps)), key=lambda i: (metrics[i][name]["pass@1"], -temps[i]))
+        best[name] = {"temperature": temps[i], "pass@1": metrics[i][name]["pass@1"]}
+    lines.append("best pass@1: " + ", ".join(f"{name} {100 * b['pass@1']:.1f} (temperature {b['temperature']})"
+                                             for name, b in best.items()))
+    return "\n".join(lines), best
+
+
+def evaluate(cfg, models=None):
+    """One evaluation at one temperature: generate what samples.jsonl lacks, score, write results.json.
+    models: a dict that keeps loaded models between calls (a temperature sweep loads the model once)."""
+    settings, N, style, fast, dev, model_dir = plan(cfg)
+    temperature, top_p = settings["temperature"], settings["top_p"]
+    n = cfg.n_samples
     problems = load_problems(cfg)[:cfg.limit]
     rdir = prepare_results_dir(cfg, settings)
     path = os.path.join(rdir, "samples.jsonl")
@@ -421,7 +527,10 @@ def main(argv=None):
           f"{len(todo)} to generate")
     t0 = time.perf_counter()
     if todo:
-        model, tok, _, _ = load_model(model_dir, dev, cfg.dtype)
+        models = {} if models is None else models
+        if model_dir not in models:
+            models[model_dir] = load_model(model_dir, dev, cfg.dtype)[:2]
+        model, tok = models[model_dir]
         model.eval()
         prefill = INSTRUCT_PREFILL if style == "instruct" else ""
         texts = [model_prompt(p, cfg.benchmark, style) for p in problems]
@@ -433,8 +542,9 @@ def main(argv=None):
             for b in range(0, len(todo), cfg.batch_size):
                 chunk = todo[b:b + cfg.batch_size]
                 completions = generate_completions(
-                    model, tok, [texts[i] for i, _ in chunk], max_new_tokens=N, steps=cfg.steps, temperature=cfg.temperature,
-                    top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, batch_size=len(chunk),
+                    model, tok, [texts[i] for i, _ in chunk], max_new_tokens=N, steps=cfg.steps,
+                    temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp,
+                    batch_size=len(chunk),
                     seed=cfg.seed + min(i * n + s for i, s in chunk), dtype=cfg.dtype, prefill=prefill, **fast)
                 for (i, s), c in zip(chunk, completions):
                     sol = make_solution(problems[i], c, cfg.benchmark, style)
@@ -455,8 +565,8 @@ def main(argv=None):
         out_breakdown = tiny_breakdown(per_task, n)
         for what, groups in out_breakdown.items():
             print(f"pass@1 by {what}: " + ", ".join(f"{g} {v:.3f} ({c})" for g, (v, c) in groups.items()))
-    print(f"decoding: {style} prompts, {N} new tokens in {cfg.steps or N} steps, temperature {cfg.temperature}, top_p {cfg.top_p}, "
-          f"top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}"
+    print(f"decoding: {style} prompts, {N} new tokens in {cfg.steps or N} steps, temperature {temperature}, "
+          f"top_p {top_p}, top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}"
           f"{''.join(f', {k} {v}' for k, v in fast.items())}; generation {fmt_seconds(gen_s)}, "
           f"scoring {fmt_seconds(score_s)}")
     out = dict(metrics=metrics, n_tasks=len(problems), n_samples=n, settings=settings, generation_s=round(gen_s, 1),

@@ -290,8 +290,8 @@ class Tokenizer:
 def add_tokens_to_files(files, tok, added):
     """The tokenizer files {name: bytes} of a directory with the special tokens `added` ({name: id}, from
     `Tokenizer.with_diffusion_tokens`, which returned `tok`) written in: HF's tokenizer.json (added_tokens),
-    tokenizer_config.json (added_tokens_decoder if it has one; mask_token as Dream sets it) and added_tokens.json, or our
-    tokenizer.tiktoken + tokenizer_meta.json, rewritten from `tok`."""
+    tokenizer_config.json (added_tokens_decoder if it has one; mask_token as Dream sets it) and added_tokens.json,
+    or our tokenizer.tiktoken + tokenizer_meta.json, rewritten from `tok`."""
     files = dict(files)
     if "tokenizer_meta.json" in files:
         files.update(tok.files())

@@ -93,6 +93,59 @@ def test_prompts_and_solutions():
     assert ev.make_solution(p, code, "tiny", "instruct") == ""  # no fenced block
 
 
+MBPP_PLUS_PROMPT = ('"""\nWrite a function to find the shared elements from the given two lists.\n'
+                    'assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"""\n')
+
+
+def test_mbpp_gets_its_own_user_turn():
+    p = {"task_id": "Mbpp/2", "prompt": MBPP_PLUS_PROMPT, "entry_point": "similar_elements"}
+    assert ev.mbpp_parts(p) == ("Write a function to find the shared elements from the given two lists.",
+                                "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))")
+    assert ev.model_prompt(p, "mbpp_plus", "instruct") + ev.INSTRUCT_PREFILL == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "You are an expert Python programmer, and here is your task: Write a function to find the shared elements from "
+        "the given two lists. Your code should pass these tests:\n\n"
+        "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n<|im_end|>\n"
+        "<|im_start|>assistant\nHere is the code to solve this problem:\n```python\n")
+    assert ev.model_prompt(p, "mbpp_plus", "base") == MBPP_PLUS_PROMPT.strip() + "\n"  # base: evalplus's prompt as is
+    assert "Please complete" in ev.model_prompt(dict(p, prompt="def f():\n    pass\n"), "humaneval_plus", "instruct")
+    with pytest.raises(ValueError, match="not evalplus.s form"):
+        ev.model_prompt(dict(p, prompt="Write a function."), "mbpp_plus", "instruct")
+
+
+def resolved(saved, *args):
+    from configurator import configure
+    return ev.plan(configure(vars(ev), ev.CONFIG_KEYS, [f"--out_dir={saved[0]}", *args]))[0]
+
+
+def test_defaults_are_diffucoder_protocol_but_tiny_is_greedy(saved):
+    he = resolved(saved, "--benchmark=humaneval_plus")
+    assert {k: he[k] for k in ("temperature", "top_p", "top_k", "alg", "alg_temp", "max_new_tokens", "steps")} == dict(
+        temperature=0.2, top_p=0.95, top_k=None, alg="entropy", alg_temp=0.0, max_new_tokens=512, steps=512)
+    assert he["user_template"] == ev.INSTRUCT_USER and he["prefill"] == ev.INSTRUCT_PREFILL
+    assert resolved(saved, "--benchmark=mbpp_plus")["user_template"] == ev.MBPP_USER
+    assert resolved(saved, "--benchmark=humaneval", "--temperature=0")["temperature"] == 0.0  # greedy
+    tiny = resolved(saved, "--benchmark=tiny")
+    assert (tiny["temperature"], tiny["top_p"], tiny["max_new_tokens"], tiny["steps"]) == (0.0, None, 64, 64)
+    assert "user_template" not in tiny  # tiny settings as before: existing results dirs stay valid
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
+        resolved(saved, "--temperature=-1")
+
+
+def test_run_sh_tiny_evals_stay_greedy(saved):
+    """run.sh's eval.py stages decode the tiny tasks greedily unless they ask for a temperature (headroom does)."""
+    import shlex
+    text = open(os.path.join(REPO, "run.sh")).read().replace("\\\n", " ")
+    calls = [shlex.split(line.split("eval.py", 1)[1]) for line in text.splitlines() if "eval.py " in line]
+    assert len(calls) >= 3
+    for args in calls:
+        opts = [a for a in args if a.startswith("--") and not a.startswith("--out_dir=") and "$" not in a]
+        s = resolved(saved, *opts)
+        assert s["benchmark"] == "tiny"
+        if not any(a.startswith("--temperature") for a in opts):
+            assert s["temperature"] == 0.0 and s["top_p"] is None, args
+
+
 # -----------------------------------------------------------------------------
 # the benchmarks' scoring paths
 
@@ -259,3 +312,39 @@ def test_evaluate_tasks_scores_like_the_reward(saved, monkeypatch):
     assert out["pass@1"] == pytest.approx(0.2) and out["pass@5"] == pytest.approx(0.5) and "pass@10" not in out
     assert out["format_rate"] == pytest.approx(6 / 10)  # 2 + 4 well-formed; a syntax error is format 0.5
     assert out["mean_test_pass_fraction"] == pytest.approx(2 / 10)
+
+
+def test_temperature_sweep_reports_each_and_the_best(saved, tmp_path, monkeypatch):
+    """--temperatures runs each temperature in its own directory, prints the table, and writes the best; a rerun
+    generates nothing. Completions here depend on the temperature: 0.3 solves every task, 0.2 and 0.4 one."""
+    tasks = generate_tasks("test", 3, seed=0)
+    write_jsonl(tasks, str(tmp_path / "test.jsonl"))
+    answer = {diffucoder_prompt(t.question): t.answer for t in tasks}
+    calls = []
+
+    def fake(model, tok, prompts, *, temperature, top_p, **kw):
+        calls.append((temperature, top_p))
+        return [answer[p] if temperature == 0.3 or p == diffucoder_prompt(tasks[0].question) else "no" for p in prompts]
+
+    monkeypatch.setattr(ev, "generate_completions", fake)
+    args = ["--benchmark=tiny", f"--tiny_file={tmp_path / 'test.jsonl'}", f"--out_dir={saved[0]}", "--n_samples=2",
+            f"--results_dir={tmp_path / 'sweep'}", "--temperatures=[0.2,0.3,0.4]", "--top_p=0.95"]
+    out = run_main(args)
+    assert {t for t, _ in calls} == {0.2, 0.3, 0.4} and {p for _, p in calls} == {0.95}
+    assert [out["metrics"][t]["tiny"]["pass@1"] for t in ("0.2", "0.3", "0.4")] == pytest.approx([1 / 3, 1, 1 / 3])
+    assert out["best"] == {"tiny": {"temperature": 0.3, "pass@1": 1.0}}
+    assert out["settings"]["temperature"] == [0.2, 0.3, 0.4] and out["settings"]["top_p"] == 0.95
+    saved_out = json.loads((tmp_path / "sweep" / "results.json").read_text())
+    assert saved_out["best"] == out["best"] and saved_out["metrics"] == out["metrics"]
+    one = json.loads((tmp_path / "sweep" / "temperature-0.4" / "results.json").read_text())
+    assert one["settings"]["temperature"] == 0.4 and one["metrics"] == out["metrics"]["0.4"]
+    table, best = ev.temperature_table([0.2, 0.3, 0.4], [out["metrics"][t] for t in ("0.2", "0.3", "0.4")])
+    assert table.splitlines()[0].split() == ["temperature", "tiny", "pass@1", "tiny", "pass@2"]
+    assert table.splitlines()[2].split() == ["0.3", "100.0", "100.0"]
+    assert table.splitlines()[-1] == "best pass@1: tiny 100.0 (temperature 0.3)"
+    calls.clear()
+    assert run_main(args)["metrics"] == out["metrics"] and not calls  # finished: rescored only
+    with pytest.raises(ValueError, match="not both"):
+        run_main(args + ["--temperature=0.2"])
+    with pytest.raises(ValueError, match="distinct numbers >= 0"):
+        run_main(args[:-2] + ["--temperatures=[0.2,0.2]"])

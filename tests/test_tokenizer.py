@@ -222,8 +222,8 @@ def test_added_tokens_are_written_into_the_files(tmp_path, fmt):
     decoder = {str(hf.token_to_id(s)): {"content": s, "special": True} for s in SPECIALS[:3]}
     if fmt == "json":
         hf.save(str(src / "tokenizer.json"))
-        (src / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": decoder, "eos_token": SPECIALS[0],
-                                                               "tokenizer_class": "Qwen2Tokenizer"}))
+        config = {"added_tokens_decoder": decoder, "eos_token": SPECIALS[0], "tokenizer_class": "Qwen2Tokenizer"}
+        (src / "tokenizer_config.json").write_text(json.dumps(config))
     elif fmt == "txt":
         hf.model.save(str(src))
         (src / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": decoder}))

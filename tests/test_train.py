@@ -211,7 +211,8 @@ def test_adaptation_from_a_qwen_checkpoint_adds_diffucoder_tokens(tmp_path):
     n = hf_tok.get_vocab_size()  # 559 ids, all in use: the model has no spare rows
     transformers.PreTrainedTokenizerFast(tokenizer_object=hf_tok, eos_token="<|endoftext|>").save_pretrained(qwen)
     tc = json.loads((qwen / "tokenizer_config.json").read_text())  # Qwen2.5's also lists its added tokens
-    tc["added_tokens_decoder"] = {str(t["id"]): t for t in json.loads((qwen / "tokenizer.json").read_text())["added_tokens"]}
+    added = json.loads((qwen / "tokenizer.json").read_text())["added_tokens"]
+    tc["added_tokens_decoder"] = {str(t["id"]): t for t in added}
     (qwen / "tokenizer_config.json").write_text(json.dumps(tc))
     torch.manual_seed(0)
     hf_cfg = transformers.Qwen2Config(vocab_size=n, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
