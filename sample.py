@@ -86,7 +86,7 @@ from statistics import fmean
 import torch
 import torch.nn.functional as F
 
-from common import autocast, latest_checkpoint, resolve_model_dir
+from common import autocast, latest_checkpoint, resolve_device, resolve_dtype, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
 from model import KVCache, Transformer, padding_attention_mask, padding_position_ids, rope_cos_sin
 from tokenizer import Tokenizer
@@ -95,7 +95,7 @@ from tokenizer import Tokenizer
 # model
 out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "bfloat16"  # autocast dtype ('float32': full precision, also casts bf16 weights up)
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 # prompt
 prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
 prompt_file = ""  # read the prompt from this file ('-' for stdin; .jsonl: the "question" of record prompt_index)
@@ -594,7 +594,8 @@ def main(argv=None):
     steps = cfg.steps or cfg.max_new_tokens
     fast = dict(block_length=cfg.block_length, threshold=cfg.threshold, cache=cfg.cache, cache_refresh=cfg.cache_refresh)
     check_decoding_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
-    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model, tok, model_dir, meta = load_model(pick_model_dir(cfg.out_dir), dev, cfg.dtype)
     ctx = autocast(torch.device(dev).type, cfg.dtype)
     run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts

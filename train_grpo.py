@@ -42,8 +42,11 @@ How this relates to the paper and the official code (DESIGN.md section 8):
    (TRL's mixup, alpha 0.6 as the official run); beta = 0 drops the reference model entirely.
 8. One "step" is one rollout round followed by mu optimizer updates on it; the learning-rate
    schedule runs over steps.
-9. Completions: tokens up to and including the first <|im_end|>; a completion without one is
-   counted as truncated and all its tokens are trained on (as TRL does).
+9. Completions: tokens up to and including the first stop token (<|im_end|>, <|dlm_pad|> or EOS),
+   exactly the text the reward saw; a completion without one is counted as truncated and all its
+   tokens are trained on (as TRL does). A diffusion model can end an answer with <|dlm_pad|> and no
+   <|im_end|>; counting only <|im_end|> would train the trailing pads of such answers (with their,
+   mostly negative, advantage) although the reward never saw them.
 """
 
 import json
@@ -108,7 +111,7 @@ grad_clip = 0.2
 micro_batch_size = 4  # sequences per forward/backward (each with its estimator passes)
 # system
 device = "auto"
-dtype = "bfloat16"
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp'
 activation_checkpointing = False
 seed = 1337
@@ -194,14 +197,15 @@ def per_token_logps(model, input_ids, attention_mask, completion_start, mask_tok
     return (coef * lp_all).sum(0)  # (B, C)
 
 
-def completion_mask(completion_ids, eot_id):
-    """(B, C) ids -> mask (B, C) of the tokens up to and including the first end-of-turn, and
-    truncated (B,): no end-of-turn at all (then every token counts)."""
-    is_eot = completion_ids == eot_id
-    has_eot = is_eot.any(dim=1)
-    first = torch.where(has_eot, is_eot.int().argmax(dim=1), completion_ids.size(1))  # (B,)
+def completion_mask(completion_ids, stop_ids):
+    """(B, C) ids -> mask (B, C) of the tokens up to and including the first stop token (<|im_end|>,
+    <|dlm_pad|>, EOS: the cut that `completion_text` makes before the reward), and truncated (B,): no
+    stop token at all (then every token counts)."""
+    is_stop = torch.isin(completion_ids, torch.tensor(list(stop_ids), device=completion_ids.device))
+    has_stop = is_stop.any(dim=1)
+    first = torch.where(has_stop, is_stop.int().argmax(dim=1), completion_ids.size(1))  # (B,)
     mask = torch.arange(completion_ids.size(1), device=completion_ids.device)[None, :] <= first[:, None]
-    return mask, ~has_eot
+    return mask, ~has_stop
 
 
 def compute_advantages(rewards, group_size, baseline="mean", scale_std=False):
@@ -261,16 +265,17 @@ def seeded(*keys):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
+    from common import (Dist, autocast, resolve_dtype, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
                         read_tokenizer_files, rng_state, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
-    from sample import completion_text, diffusion_generate
+    from sample import completion_text, diffusion_generate, stop_ids
     from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     if cfg.estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got '{cfg.estimator}'.")
     d = Dist(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, d.device_type)
     G = cfg.num_generations
     if cfg.prompts_per_step % d.world_size:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {d.world_size} ranks.")
@@ -302,7 +307,7 @@ def main(argv=None):
             print(f"resuming from {ckpt} at step {start_step}")
     train_records = read_task_records(cfg.train_file)
     eval_records = read_task_records(cfg.eval_file)[:cfg.eval_n] if cfg.eval_n > 0 else []
-    mask_id, eot_id = tok.mask_token_id, tok.im_end_id
+    mask_id, stops = tok.mask_token_id, stop_ids(tok)
     C = cfg.max_completion_length
     n_steps = cfg.diffusion_steps or C
     local_prompts = cfg.prompts_per_step // d.world_size
@@ -399,7 +404,7 @@ def main(argv=None):
             input_ids[i, P_max:] = row
             attn[i, P_max - len(p):] = 1
         comp_ids = input_ids[:, P_max:]
-        cmask, truncated = completion_mask(comp_ids, eot_id)
+        cmask, truncated = completion_mask(comp_ids, stops)
         texts = [completion_text(tok, row.tolist()) for row in comp_ids]
 
         # 2. rewards

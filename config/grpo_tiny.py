@@ -21,4 +21,4 @@ learning_rate = 1e-4
 max_steps = 20
 ref_sync_steps = 16
 ckpt_interval = 5
-dtype = "bfloat16"
+dtype = "auto"  # bfloat16 where the CPU/GPU has native bf16 (AVX512-BF16, AMX, CUDA), else float32
