@@ -7,7 +7,7 @@ Sample from a masked-diffusion LM the way DiffuCoder does, and look at the order
     python sample.py --analyze=True                           # AR-ness table + entropy-sink curve
     python sample.py --block_length=32 --cache=dual --threshold=0.9   # Fast-dLLM's approximations (note 7)
 
-`diffusion_generate` is Dream's decoding (DESIGN.md section 6), which DiffuCoder uses: append
+`diffusion_generate` is Dream's decoding, which DiffuCoder uses: append
 max_new_tokens masks; timesteps ts = linspace(1, eps, steps + 1); at step i (t = ts[i], s = ts[i+1])
 run one forward over the whole batch, take the shifted logits of the masked positions, filter them
 (temperature, then top-p, then top-k), pick a token per position (argmax at temperature 0, else a
@@ -23,7 +23,7 @@ step, DiffuCoder's default), int() flooring commits 0 tokens at step 0, one per 
 
 With return_history=True the function also returns a `DecodeHistory`: for every generated position
 the step at which it was committed and its confidence then (and every position's confidence at step
-0, the "entropy sink" curve). `local_ar_ness` / `global_ar_ness` (DESIGN.md section 7) read the
+0, the "entropy sink" curve). `local_ar_ness` / `global_ar_ness` (the paper's appendix A.2) read the
 commit order; `--show_order` colours each token by its step (the paper's Figure 1a); `--analyze`
 decodes a prompt set one token per step at several temperatures and prints AR-ness@1..4 and the mean
 first-step confidence by distance from the prompt.
@@ -398,7 +398,7 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
 
 
 # -----------------------------------------------------------------------------
-# AR-ness (DESIGN.md section 7; the prompt counts as decoded left to right before step 1)
+# AR-ness (the paper's appendix A.2; the prompt counts as decoded left to right before step 1)
 
 def _check_order(order):
     order = [int(p) for p in order]

@@ -20,7 +20,7 @@ A diffusion LM has no cheap exact sequence log-likelihood, so GRPO needs a per-t
 All passes of a micro-batch go through the model as one batch, with the rollout's attention mask and
 position ids, and only the rows that are needed reach the LM head.
 
-How this relates to the paper and the official code (DESIGN.md section 8):
+How this relates to the paper and the official code:
 1. Advantages: group-mean baseline (paper) by default, leave-one-out (official code) as an option,
    no std scaling unless asked.
 2. Masks come from torch.Generators seeded per (seed, step, iteration, sequence): old, reference and
