@@ -4,16 +4,16 @@ FSDP2), the learning-rate schedule, precision contexts, MFU, and atomic checkpoi
 
 A checkpoint is a directory `out_dir/ckpt-{step:06d}/` that is at the same time a Hugging Face
 model directory (config.json + model.safetensors + the tokenizer files), so sample.py and eval.py
-open it directly, plus `optimizer.pt` and `meta.json` (resolved config, step, RNG states, data
-cursor, tokenizer identity). It is written to `ckpt-XXXXXX.tmp` and renamed when complete, so a
-crash never leaves a half-written checkpoint behind; the last `keep_last` are kept.
+open it directly, plus `optimizer.pt` and `meta.json` (resolved config, step, data cursor,
+tokenizer identity; no RNG state: every random draw comes from a generator seeded by the step). It
+is written to `ckpt-XXXXXX.tmp` and renamed when complete, so a crash never leaves a half-written
+checkpoint behind; the last `keep_last` are kept.
 """
 
 import contextlib
 import json
 import math
 import os
-import random
 import re
 import shutil
 import time
@@ -192,20 +192,6 @@ def sync(device):
 
 # -----------------------------------------------------------------------------
 # checkpoints
-
-def rng_state():
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state().tolist(),
-            "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state):
-    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
-    st = state["numpy"]
-    np.random.set_state((st[0], np.array(st[1], dtype=np.uint32), st[2], st[3], st[4]))
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
-
 
 def _json_default(o):
     if isinstance(o, np.ndarray):

@@ -266,7 +266,7 @@ def seeded(*keys):
 
 def main(argv=None):
     from common import (Dist, autocast, resolve_dtype, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
-                        read_tokenizer_files, rng_state, save_checkpoint, set_grad_sync)
+                        read_tokenizer_files, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
     from sample import completion_text, diffusion_generate, stop_ids
     from tokenizer import Tokenizer
@@ -450,9 +450,9 @@ def main(argv=None):
                 sums["loss"] += loss.item()
                 for key, v in stats.items():
                     sums[key] += v.item()
-            if cfg.grad_clip > 0:
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            # the gradient norm (before clipping; logged for the last of the mu updates)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            gnorm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             n_updates = step * cfg.num_iterations + it + 1
@@ -464,29 +464,30 @@ def main(argv=None):
                         p_ref.lerp_(p, cfg.ref_sync_alpha)
         t_update = time.time() - t2
 
-        # 5. metrics, all-reduced over ranks
-        m = torch.tensor([rewards.sum(), (rewards ** 2).sum(), code_r.sum(), fmt_r.sum(), (code_r == 1).float().sum(),
-                          zero_std, cmask.sum(), truncated.sum(), len(seqs), sums["loss"], sums["clip_low"],
-                          sums["clip_high"], sums["kl"]], dtype=torch.float64, device=d.device)
-        d.all_reduce(m)
-        n = m[8].item()
-        mean_r = m[0].item() / n
-        std_r = math.sqrt(max(0.0, m[1].item() / n - mean_r ** 2))
+        # 5. metrics: sums over the step's sequences (and tokens), all-reduced over ranks
+        sums.update(seqs=len(seqs), reward=rewards.sum(), reward_sq=(rewards ** 2).sum(), code=code_r.sum(),
+                    format=fmt_r.sum(), solved=(code_r == 1).sum(), zero_std=zero_std, tokens=cmask.sum(),
+                    truncated=truncated.sum())
+        totals = d.all_reduce(torch.tensor([float(v) for v in sums.values()], dtype=torch.float64, device=d.device))
+        m = dict(zip(sums, totals.tolist()))
+        n, per_update = m["seqs"], normalizer * cfg.num_iterations  # clip/kl: token means over the mu updates
+        mean_r = m["reward"] / n
+        std_r = math.sqrt(max(0.0, m["reward_sq"] / n - mean_r ** 2))
         done = step + 1
-        rewards_log.append((done, round(mean_r, 4), round(m[2].item() / n, 4), round(m[4].item() / n, 4)))
+        rewards_log.append((done, round(mean_r, 4), round(m["code"] / n, 4), round(m["solved"] / n, 4)))
         if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
             tokens = n * C * n_steps / max(t_rollout, 1e-9)
-            print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m[2].item() / n:.3f} | "
-                  f"format {m[3].item() / n:.3f} | solved {m[4].item() / n:.3f} | zero-std groups {int(m[5].item())}/{cfg.prompts_per_step} | "
-                  f"len {m[6].item() / n:.0f} | trunc {m[7].item() / n:.2f} | loss {m[9].item() / cfg.num_iterations:+.4f} | "
-                  f"clip {m[10].item() / normalizer / cfg.num_iterations:.3f}/{m[11].item() / normalizer / cfg.num_iterations:.3f} | "
-                  f"kl {m[12].item() / normalizer / cfg.num_iterations:.4f} | lr {lr:.1e} | "
+            print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m['code'] / n:.3f} | "
+                  f"format {m['format'] / n:.3f} | solved {m['solved'] / n:.3f} | zero-std groups {int(m['zero_std'])}/{cfg.prompts_per_step} | "
+                  f"len {m['tokens'] / n:.0f} | trunc {m['truncated'] / n:.2f} | loss {m['loss'] / cfg.num_iterations:+.4f} | "
+                  f"clip {m['clip_low'] / per_update:.3f}/{m['clip_high'] / per_update:.3f} | kl {m['kl'] / per_update:.4f} | "
+                  f"gnorm {gnorm:.3f} | lr {lr:.1e} | "
                   f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | {tokens / 1e3:.1f}k tok-steps/s", flush=True)
         last = done == cfg.max_steps
         if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):
             run_eval(done)
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
-            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
+            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done,
                         eval_history=history, reward_history=rewards_log, world_size=d.world_size)
             save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_files, d, keep_last=cfg.keep_last,
                             extra_models={"ref_model": ref} if ref is not None else None)
