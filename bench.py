@@ -54,7 +54,7 @@ from configurator import config_keys, configure, print_config, run_cli
 # what to run
 workloads = "decode,reference,train,grpo"  # comma separated; [decode,train] also works
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "bfloat16"  # autocast dtype; on cuda the decoding weights are cast to it too (training keeps fp32 weights)
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 repeats = 3  # timed runs after one warm-up run; the fastest is reported
 seed = 0
 # models: a name in SHAPES or a dict of ModelConfig fields; None: 'tiny' on cpu, on cuda '7b' (decode,
@@ -484,12 +484,13 @@ def format_table(rows):
 
 
 def main(argv=None):
-    from common import autocast, matmul_flops
+    from common import autocast, matmul_flops, resolve_device, resolve_dtype
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     names = parse_workloads(cfg.workloads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device='cuda' but no GPU is visible; use --device=cpu")
-    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     dev_type = torch.device(dev).type
     for k, v in DEVICE_DEFAULTS[dev_type].items():
         if getattr(cfg, k) is None:

@@ -26,20 +26,21 @@ draws = 16  # mask draws per estimator
 num_pairs = 1
 p_mask_prompt = 0.15
 batch_size = 16
-dtype = "bfloat16"
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 device = "auto"
 seed = 0
 CONFIG_KEYS = config_keys(globals())
 
 
 def main(argv=None):
-    from common import autocast
-    from sample import load_model
+    from common import autocast, resolve_device, resolve_dtype
+    from sample import load_model, stop_ids
     from tasks import read_jsonl
     from train_grpo import completion_mask, per_token_logps, seeded
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
-    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model, tok, model_dir, _ = load_model(cfg.out_dir, dev, cfg.dtype)
     tasks = read_jsonl(cfg.tasks_file)[:cfg.n]
     seqs = [(tok.encode(tok.diffucoder_prompt(t.question)), tok.encode(t.answer) + [tok.im_end_id]) for t in tasks]
@@ -61,7 +62,7 @@ def main(argv=None):
                 ids[i, P:P + len(a)] = torch.tensor(a)
                 ids[i, P + len(a):] = tok.dlm_pad_token_id
                 attn[i, P - len(q):] = 1
-            cmask, _ = completion_mask(ids[:, P:], tok.im_end_id)
+            cmask, _ = completion_mask(ids[:, P:], stop_ids(tok))
             ids, attn, cmask = ids.to(dev), attn.to(dev), cmask.to(dev)
             for k in range(cfg.draws):
                 total = torch.zeros(len(chunk), device=dev)

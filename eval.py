@@ -63,7 +63,7 @@ from types import SimpleNamespace
 
 import torch
 
-from common import autocast, resolve_model_dir
+from common import autocast, resolve_device, resolve_dtype, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
 from execution import extract_code, format_reward, run_tests_batch
 from sample import (ar_generate, check_decoding_options, completion_text, diffusion_generate, left_pad, load_model,
@@ -74,7 +74,7 @@ from tokenizer import diffucoder_prompt
 # model
 out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "bfloat16"  # autocast dtype ('float32': full precision)
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 # benchmark
 benchmark = "tiny"  # 'tiny' | 'humaneval' | 'humaneval_plus' | 'mbpp_plus'
 prompt_style = "instruct"  # 'instruct' (chat, answer prefilled with a ```python fence) | 'base' (raw prompt); tiny: always chat
@@ -451,7 +451,8 @@ def plan(cfg):
         if fast:
             raise ValueError("block_length, threshold and cache are diffusion decoding options; drop them for decoder='ar'")
         fast = {"decoder": "ar"}  # recorded in the settings only when set, like the approximate decoders
-    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
     settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
                     steps=cfg.steps or N, temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg,

@@ -99,9 +99,6 @@ DISK_MB = 256                 # tmpfs behind the program's directory, /tmp, /var
 OUTPUT_BYTES = 64 * 1024      # stdout head + stderr tail kept in ExecResult.detail
 GRACE_S = 5.0                 # parent's backstop beyond timeout_s, should the harness itself hang
 SERVER_START_S = 60.0         # a fork server that is not ready by then is an error
-# rewards (weights are applied by the caller: reward = CODE_WEIGHT * code + FORMAT_WEIGHT * format)
-CODE_WEIGHT = 2.0
-FORMAT_WEIGHT = 0.5
 
 isolation = {}  # filled by each run, see the module docstring
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # + HOME and TMPDIR: the program's directory

@@ -1,7 +1,7 @@
 """
 The DiffuCoder / Dream / Qwen2 Transformer, run bidirectionally, in one file.
 
-Architecture (DESIGN.md section 4): token embedding -> N pre-norm blocks
+Architecture (Qwen2's, as DiffuCoder-7B and Dream-7B): token embedding -> N pre-norm blocks
 (RMSNorm -> grouped-query attention with rotate-half RoPE, q/k/v bias, no o_proj bias
 -> RMSNorm -> SwiGLU MLP) -> final RMSNorm -> untied LM head. Attention is fully
 bidirectional (`F.scaled_dot_product_attention(is_causal=False)`).
@@ -69,7 +69,7 @@ class ModelConfig:
 
 
 def shift_logits(logits):
-    """Re-align raw logits so that row i is the prediction for token i (DESIGN.md section 4).
+    """Re-align raw logits so that row i is the prediction for token i.
 
     The network predicts token i from hidden state i-1; row 0 has no predictor and is filled with
     row 0 (Dream's convention), it must never be used for a masked position."""

@@ -194,7 +194,7 @@ def prepare_tasks(cfg):
 
 
 def prepare_acecode(cfg):
-    """The GRPO hard split of AceCode-87K (DESIGN.md section 10), as DiffuCoder's recipes/process_data.py and
+    """The GRPO hard split of AceCode-87K, as DiffuCoder's recipes/process_data.py and
     src/open_r1/grpo.py build it:
     1. per question, the pass rates of its qwen_coder_2.5 and llama3_instruct inferences: their mean and std;
     2. keep mean <= the acecode_bottom quantile and std >= the acecode_std_quantile quantile, both quantiles taken

@@ -7,7 +7,7 @@ Sample from a masked-diffusion LM the way DiffuCoder does, and look at the order
     python sample.py --analyze=True                           # AR-ness table + entropy-sink curve
     python sample.py --block_length=32 --cache=dual --threshold=0.9   # Fast-dLLM's approximations (note 7)
 
-`diffusion_generate` is Dream's decoding (DESIGN.md section 6), which DiffuCoder uses: append
+`diffusion_generate` is Dream's decoding, which DiffuCoder uses: append
 max_new_tokens masks; timesteps ts = linspace(1, eps, steps + 1); at step i (t = ts[i], s = ts[i+1])
 run one forward over the whole batch, take the shifted logits of the masked positions, filter them
 (temperature, then top-p, then top-k), pick a token per position (argmax at temperature 0, else a
@@ -23,7 +23,7 @@ step, DiffuCoder's default), int() flooring commits 0 tokens at step 0, one per 
 
 With return_history=True the function also returns a `DecodeHistory`: for every generated position
 the step at which it was committed and its confidence then (and every position's confidence at step
-0, the "entropy sink" curve). `local_ar_ness` / `global_ar_ness` (DESIGN.md section 7) read the
+0, the "entropy sink" curve). `local_ar_ness` / `global_ar_ness` (the paper's appendix A.2) read the
 commit order; `--show_order` colours each token by its step (the paper's Figure 1a); `--analyze`
 decodes a prompt set one token per step at several temperatures and prints AR-ness@1..4 and the mean
 first-step confidence by distance from the prompt.
@@ -86,7 +86,7 @@ from statistics import fmean
 import torch
 import torch.nn.functional as F
 
-from common import autocast, latest_checkpoint, resolve_model_dir
+from common import autocast, latest_checkpoint, resolve_device, resolve_dtype, resolve_model_dir
 from configurator import config_keys, configure, print_config, run_cli
 from model import KVCache, Transformer, padding_attention_mask, padding_position_ids, rope_cos_sin
 from tokenizer import Tokenizer
@@ -95,7 +95,7 @@ from tokenizer import Tokenizer
 # model
 out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "bfloat16"  # autocast dtype ('float32': full precision, also casts bf16 weights up)
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 # prompt
 prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
 prompt_file = ""  # read the prompt from this file ('-' for stdin; .jsonl: the "question" of record prompt_index)
@@ -398,7 +398,7 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
 
 
 # -----------------------------------------------------------------------------
-# AR-ness (DESIGN.md section 7; the prompt counts as decoded left to right before step 1)
+# AR-ness (the paper's appendix A.2; the prompt counts as decoded left to right before step 1)
 
 def _check_order(order):
     order = [int(p) for p in order]
@@ -594,7 +594,8 @@ def main(argv=None):
     steps = cfg.steps or cfg.max_new_tokens
     fast = dict(block_length=cfg.block_length, threshold=cfg.threshold, cache=cfg.cache, cache_refresh=cfg.cache_refresh)
     check_decoding_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
-    dev = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model, tok, model_dir, meta = load_model(pick_model_dir(cfg.out_dir), dev, cfg.dtype)
     ctx = autocast(torch.device(dev).type, cfg.dtype)
     run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts

@@ -1,5 +1,5 @@
 """
-Tiny code tasks: a deterministic generator of small Python function-writing problems (DESIGN.md s.11).
+Tiny code tasks: a deterministic generator of small Python function-writing problems.
 
 Each task asks for a one-argument function (`x` int, `xs` list of ints, `s` str, or `n` int >= 0) and
 has five assert tests (the question shows the first two as examples), a reference solution, and the

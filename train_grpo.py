@@ -20,7 +20,7 @@ A diffusion LM has no cheap exact sequence log-likelihood, so GRPO needs a per-t
 All passes of a micro-batch go through the model as one batch, with the rollout's attention mask and
 position ids, and only the rows that are needed reach the LM head.
 
-How this relates to the paper and the official code (DESIGN.md section 8):
+How this relates to the paper and the official code:
 1. Advantages: group-mean baseline (paper) by default, leave-one-out (official code) as an option,
    no std scaling unless asked.
 2. Masks come from torch.Generators seeded per (seed, step, iteration, sequence): old, reference and
@@ -42,8 +42,11 @@ How this relates to the paper and the official code (DESIGN.md section 8):
    (TRL's mixup, alpha 0.6 as the official run); beta = 0 drops the reference model entirely.
 8. One "step" is one rollout round followed by mu optimizer updates on it; the learning-rate
    schedule runs over steps.
-9. Completions: tokens up to and including the first <|im_end|>; a completion without one is
-   counted as truncated and all its tokens are trained on (as TRL does).
+9. Completions: tokens up to and including the first stop token (<|im_end|>, <|dlm_pad|> or EOS),
+   exactly the text the reward saw; a completion without one is counted as truncated and all its
+   tokens are trained on (as TRL does). A diffusion model can end an answer with <|dlm_pad|> and no
+   <|im_end|>; counting only <|im_end|> would train the trailing pads of such answers (with their,
+   mostly negative, advantage) although the reward never saw them.
 """
 
 import json
@@ -108,7 +111,7 @@ grad_clip = 0.2
 micro_batch_size = 4  # sequences per forward/backward (each with its estimator passes)
 # system
 device = "auto"
-dtype = "bfloat16"
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp'
 activation_checkpointing = False
 seed = 1337
@@ -194,14 +197,15 @@ def per_token_logps(model, input_ids, attention_mask, completion_start, mask_tok
     return (coef * lp_all).sum(0)  # (B, C)
 
 
-def completion_mask(completion_ids, eot_id):
-    """(B, C) ids -> mask (B, C) of the tokens up to and including the first end-of-turn, and
-    truncated (B,): no end-of-turn at all (then every token counts)."""
-    is_eot = completion_ids == eot_id
-    has_eot = is_eot.any(dim=1)
-    first = torch.where(has_eot, is_eot.int().argmax(dim=1), completion_ids.size(1))  # (B,)
+def completion_mask(completion_ids, stop_ids):
+    """(B, C) ids -> mask (B, C) of the tokens up to and including the first stop token (<|im_end|>,
+    <|dlm_pad|>, EOS: the cut that `completion_text` makes before the reward), and truncated (B,): no
+    stop token at all (then every token counts)."""
+    is_stop = torch.isin(completion_ids, torch.tensor(list(stop_ids), device=completion_ids.device))
+    has_stop = is_stop.any(dim=1)
+    first = torch.where(has_stop, is_stop.int().argmax(dim=1), completion_ids.size(1))  # (B,)
     mask = torch.arange(completion_ids.size(1), device=completion_ids.device)[None, :] <= first[:, None]
-    return mask, ~has_eot
+    return mask, ~has_stop
 
 
 def compute_advantages(rewards, group_size, baseline="mean", scale_std=False):
@@ -261,16 +265,17 @@ def seeded(*keys):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
-                        read_tokenizer_files, rng_state, save_checkpoint, set_grad_sync)
+    from common import (Dist, autocast, resolve_dtype, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
+                        read_tokenizer_files, save_checkpoint, set_grad_sync)
     from execution import extract_code, format_reward, run_tests_batch
-    from sample import completion_text, diffusion_generate
+    from sample import completion_text, diffusion_generate, stop_ids
     from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     if cfg.estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got '{cfg.estimator}'.")
     d = Dist(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, d.device_type)
     G = cfg.num_generations
     if cfg.prompts_per_step % d.world_size:
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {d.world_size} ranks.")
@@ -302,7 +307,7 @@ def main(argv=None):
             print(f"resuming from {ckpt} at step {start_step}")
     train_records = read_task_records(cfg.train_file)
     eval_records = read_task_records(cfg.eval_file)[:cfg.eval_n] if cfg.eval_n > 0 else []
-    mask_id, eot_id = tok.mask_token_id, tok.im_end_id
+    mask_id, stops = tok.mask_token_id, stop_ids(tok)
     C = cfg.max_completion_length
     n_steps = cfg.diffusion_steps or C
     local_prompts = cfg.prompts_per_step // d.world_size
@@ -399,7 +404,7 @@ def main(argv=None):
             input_ids[i, P_max:] = row
             attn[i, P_max - len(p):] = 1
         comp_ids = input_ids[:, P_max:]
-        cmask, truncated = completion_mask(comp_ids, eot_id)
+        cmask, truncated = completion_mask(comp_ids, stops)
         texts = [completion_text(tok, row.tolist()) for row in comp_ids]
 
         # 2. rewards
@@ -445,9 +450,9 @@ def main(argv=None):
                 sums["loss"] += loss.item()
                 for key, v in stats.items():
                     sums[key] += v.item()
-            if cfg.grad_clip > 0:
-                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+            # the gradient norm (before clipping; logged for the last of the mu updates)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            gnorm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             n_updates = step * cfg.num_iterations + it + 1
@@ -459,29 +464,30 @@ def main(argv=None):
                         p_ref.lerp_(p, cfg.ref_sync_alpha)
         t_update = time.time() - t2
 
-        # 5. metrics, all-reduced over ranks
-        m = torch.tensor([rewards.sum(), (rewards ** 2).sum(), code_r.sum(), fmt_r.sum(), (code_r == 1).float().sum(),
-                          zero_std, cmask.sum(), truncated.sum(), len(seqs), sums["loss"], sums["clip_low"],
-                          sums["clip_high"], sums["kl"]], dtype=torch.float64, device=d.device)
-        d.all_reduce(m)
-        n = m[8].item()
-        mean_r = m[0].item() / n
-        std_r = math.sqrt(max(0.0, m[1].item() / n - mean_r ** 2))
+        # 5. metrics: sums over the step's sequences (and tokens), all-reduced over ranks
+        sums.update(seqs=len(seqs), reward=rewards.sum(), reward_sq=(rewards ** 2).sum(), code=code_r.sum(),
+                    format=fmt_r.sum(), solved=(code_r == 1).sum(), zero_std=zero_std, tokens=cmask.sum(),
+                    truncated=truncated.sum())
+        totals = d.all_reduce(torch.tensor([float(v) for v in sums.values()], dtype=torch.float64, device=d.device))
+        m = dict(zip(sums, totals.tolist()))
+        n, per_update = m["seqs"], normalizer * cfg.num_iterations  # clip/kl: token means over the mu updates
+        mean_r = m["reward"] / n
+        std_r = math.sqrt(max(0.0, m["reward_sq"] / n - mean_r ** 2))
         done = step + 1
-        rewards_log.append((done, round(mean_r, 4), round(m[2].item() / n, 4), round(m[4].item() / n, 4)))
+        rewards_log.append((done, round(mean_r, 4), round(m["code"] / n, 4), round(m["solved"] / n, 4)))
         if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
             tokens = n * C * n_steps / max(t_rollout, 1e-9)
-            print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m[2].item() / n:.3f} | "
-                  f"format {m[3].item() / n:.3f} | solved {m[4].item() / n:.3f} | zero-std groups {int(m[5].item())}/{cfg.prompts_per_step} | "
-                  f"len {m[6].item() / n:.0f} | trunc {m[7].item() / n:.2f} | loss {m[9].item() / cfg.num_iterations:+.4f} | "
-                  f"clip {m[10].item() / normalizer / cfg.num_iterations:.3f}/{m[11].item() / normalizer / cfg.num_iterations:.3f} | "
-                  f"kl {m[12].item() / normalizer / cfg.num_iterations:.4f} | lr {lr:.1e} | "
+            print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m['code'] / n:.3f} | "
+                  f"format {m['format'] / n:.3f} | solved {m['solved'] / n:.3f} | zero-std groups {int(m['zero_std'])}/{cfg.prompts_per_step} | "
+                  f"len {m['tokens'] / n:.0f} | trunc {m['truncated'] / n:.2f} | loss {m['loss'] / cfg.num_iterations:+.4f} | "
+                  f"clip {m['clip_low'] / per_update:.3f}/{m['clip_high'] / per_update:.3f} | kl {m['kl'] / per_update:.4f} | "
+                  f"gnorm {gnorm:.3f} | lr {lr:.1e} | "
                   f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | {tokens / 1e3:.1f}k tok-steps/s", flush=True)
         last = done == cfg.max_steps
         if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):
             run_eval(done)
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
-            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, rng=rng_state(),
+            meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done,
                         eval_history=history, reward_history=rewards_log, world_size=d.world_size)
             save_checkpoint(cfg.out_dir, done, model, optimizer, meta, tok_files, d, keep_last=cfg.keep_last,
                             extra_models={"ref_model": ref} if ref is not None else None)

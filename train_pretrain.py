@@ -82,7 +82,7 @@ beta2 = 0.95
 grad_clip = 1.0  # 0 disables
 # system
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "bfloat16"  # autocast dtype for the matmuls ('float32' disables autocast); weights stay fp32
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
 parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp' (FSDP2 fully_shard per block)
 activation_checkpointing = False
 compile = False  # torch.compile the model
@@ -206,8 +206,8 @@ def truncate_rows(rows, fraction, eos_id, generator):
 
 def main(argv=None):
     from common import (Dist, autocast, build_model, latest_checkpoint, load_tokenizer, load_training_state, lr_at,
-                        make_optimizer, matmul_flops, read_meta, resolve_model_dir, save_checkpoint, set_grad_sync,
-                        sync)
+                        make_optimizer, matmul_flops, read_meta, resolve_dtype, resolve_model_dir, save_checkpoint,
+                        set_grad_sync, sync)
     from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
     from model import ModelConfig, padding_position_ids, predictor_rows
     from probes import format_probes
@@ -221,6 +221,7 @@ def main(argv=None):
         raise ValueError("anneal_steps anneals attention from causal to bidirectional for objective='diffusion'; "
                          "set anneal_steps=0 for objective='ar'.")
     d = Dist(cfg.device)
+    cfg.dtype = resolve_dtype(cfg.dtype, d.device_type)
     if d.master:
         print("train_pretrain.py config:")
         print_config(cfg)

@@ -1,4 +1,4 @@
-# The paper's coupled-GRPO run (DESIGN.md section 8) on DiffuCoder-7B-Instruct and the AceCode-87K hard split.
+# The paper's coupled-GRPO run on DiffuCoder-7B-Instruct and the AceCode-87K hard split.
 #   huggingface-cli download apple/DiffuCoder-7B-Instruct --local-dir models/DiffuCoder-7B-Instruct
 #   python prepare_data.py --kind=acecode            # -> data/acecode/train.jsonl (~21K prompts)
 #   torchrun --nproc_per_node=8 train_grpo.py config/grpo_7b.py

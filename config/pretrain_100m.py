@@ -21,7 +21,7 @@ learning_rate = 1e-3
 warmup_steps = 500
 eval_interval = 1000
 ckpt_interval = 1000
-dtype = "bfloat16"
+dtype = "auto"  # bfloat16 where the CPU/GPU has native bf16 (AVX512-BF16, AMX, CUDA), else float32
 # Time (estimate, not measured): 6 x 101M x 655M = 4.0e17 FLOPs (+ attention, ~10%); at 40% MFU of an H100's
 # ~990 TFLOP/s bf16 dense that is ~19 min; at 40% of an A100's 312 TFLOP/s ~1 h. Memory: 16 bytes x 101M of
 # weights + grads + AdamW = 1.6 GB, activations of 32 x 1024 tokens a few GB: any 24 GB card (lower

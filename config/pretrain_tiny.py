@@ -17,4 +17,4 @@ warmup_steps = 30
 eval_interval = 200
 eval_batches = 8
 ckpt_interval = 200
-dtype = "bfloat16"
+dtype = "auto"  # bfloat16 where the CPU/GPU has native bf16 (AVX512-BF16, AMX, CUDA), else float32

@@ -22,4 +22,4 @@ warmup_steps = 20
 eval_interval = 100
 eval_batches = 4
 ckpt_interval = 200
-dtype = "bfloat16"
+dtype = "auto"  # bfloat16 where the CPU/GPU has native bf16 (AVX512-BF16, AMX, CUDA), else float32

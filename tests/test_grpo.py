@@ -193,9 +193,13 @@ def test_advantages():
 
 def test_completion_mask():
     ids = torch.tensor([[5, 6, 9, 4, 4], [5, 6, 7, 8, 3]])
-    mask, truncated = completion_mask(ids, eot_id=9)
+    mask, truncated = completion_mask(ids, stop_ids=[9])
     assert mask.tolist() == [[True, True, True, False, False], [True] * 5]
     assert truncated.tolist() == [False, True]
+    # the first of several stop tokens ends it (an answer closed by <|dlm_pad|> without <|im_end|>)
+    mask, truncated = completion_mask(torch.tensor([[5, 8, 4, 9, 4], [9, 8, 8, 8, 8]]), stop_ids=[9, 8])
+    assert mask.tolist() == [[True, True, False, False, False], [True, False, False, False, False]]
+    assert truncated.tolist() == [False, False]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +211,8 @@ TINY = ["--prompts_per_step=2", "--num_generations=4", "--max_prompt_length=96",
 
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory):
-    """A tiny model + tokenizer, SFT'd for a few steps on short tiny-task answers, and task files."""
+    """A tiny model + tokenizer, SFT'd on short tiny-task answers until ~40% of its samples are well formatted
+    (at 200 steps ~3%: a group of 8 then often has no reward variance), and task files."""
     from tasks import generate_tasks, write_jsonl
     from tokenizer import Tokenizer
     root = tmp_path_factory.mktemp("grpo")
@@ -220,7 +225,7 @@ def policy(tmp_path_factory):
     tok.save(root / "init")
     write_jsonl(tasks, root / "tasks.jsonl")
     train_pretrain.main(["--mode=sft", f"--sft_file={root / 'tasks.jsonl'}", f"--init_from={root / 'init'}",
-                         f"--out_dir={root / 'sft'}", "--block_size=128", "--batch_size=8", "--max_steps=200",
+                         f"--out_dir={root / 'sft'}", "--block_size=128", "--batch_size=8", "--max_steps=400",
                          "--learning_rate=5e-3", "--warmup_steps=5", "--dtype=float32", "--eval_interval=1000",
                          "--eval_batches=1", "--log_interval=200", "--ckpt_interval=0"])
     return root

@@ -419,7 +419,7 @@ def test_history_is_consistent_with_the_schedule(model, n_new, steps):
     expected = [s for s, k in enumerate(commit_schedule(n_new, steps)) for _ in range(k)]
     for b in range(3):
         assert sorted(h.steps[b].tolist()) == expected
-        assert h[b, 0] == h.steps[b, 0]  # history[b, j] is the step, as DESIGN.md section 3 says
+        assert h[b, 0] == h.steps[b, 0]  # history[b, j] is the step at which token j was committed
         assert sorted(h.order(b)) == list(range(n_new))
     assert torch.isfinite(h.first_confidence).all() and (h.first_confidence <= 0).all()  # negative entropies
     assert (h.confidence <= 0).all()

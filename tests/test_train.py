@@ -288,3 +288,15 @@ def test_cli_error_exit_code_in_a_subprocess(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines() == [f"error: no prepared data in '{tmp_path}' (missing meta.json); run `python prepare_data.py --out_dir={tmp_path}` first."]
+
+
+def test_dtype_auto_is_bf16_only_where_native(monkeypatch, capsys):
+    import common
+    for native, want in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(common, "native_bf16", lambda device_type, n=native: n)
+        assert common.resolve_dtype("auto", "cpu") == want
+    assert common.resolve_dtype("float32", "cpu") == "float32"
+    assert common.resolve_dtype("bfloat16", "cpu") == "bfloat16"  # an explicit choice is kept, with a warning
+    assert "without native bf16" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="dtype must be"):
+        common.resolve_dtype("bf16", "cpu")
