@@ -611,7 +611,6 @@ def test_code_reward_only_when_format_is_right():
     assert code_reward(good + "Hope this helps!", TESTS) == 0.0       # format 0: no run
     assert code_reward("```python\n" + GOOD + "def (:\n```\n", TESTS) == 0.0  # format 0.5
     assert code_reward("```python\nimport os; os._exit(0)\n```\n", TESTS) == 0.0
-    assert (execution.CODE_WEIGHT, execution.FORMAT_WEIGHT) == (2.0, 0.5)
 
 
 # ---------------------------------------------------------------- HumanEval: equals the reference

@@ -191,6 +191,10 @@ def test_advantages():
     assert torch.allclose(compute_advantages(r, 3, scale_std=True)[:3], torch.tensor([-1.0, 0.0, 1.0]) / (1 + 1e-4))
 
 
+def test_reward_weights_are_the_papers():
+    assert (train_grpo.code_weight, train_grpo.format_weight) == (2.0, 0.5)  # reward = 2 * pass rate + 0.5 * format
+
+
 def test_completion_mask():
     ids = torch.tensor([[5, 6, 9, 4, 4], [5, 6, 7, 8, 3]])
     mask, truncated = completion_mask(ids, stop_ids=[9])
