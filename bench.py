@@ -487,11 +487,9 @@ def main(argv=None):
     from common import autocast, matmul_flops, resolve_device, resolve_dtype
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     names = parse_workloads(cfg.workloads)
-    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no GPU is visible; use --device=cpu")
     dev = resolve_device(cfg.device)
-    cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     dev_type = torch.device(dev).type
+    cfg.dtype = resolve_dtype(cfg.dtype, dev_type)
     for k, v in DEVICE_DEFAULTS[dev_type].items():
         if getattr(cfg, k) is None:
             setattr(cfg, k, v)

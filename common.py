@@ -32,8 +32,12 @@ TOKENIZER_FILES = ("tokenizer.tiktoken", "tokenizer_meta.json", "tokenizer.json"
 # device, precision, distributed
 
 def resolve_device(device="auto"):
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else as given."""
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else as given, but 'cuda...' needs a GPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device='{device}' but no GPU is visible; use --device=cpu.")
+    return device
 
 
 def native_bf16(device_type):
@@ -70,8 +74,6 @@ class Dist:
         self.world_size = int(os.environ.get("WORLD_SIZE", 1))
         device = resolve_device(device)
         if device == "cuda":
-            if not torch.cuda.is_available():
-                raise ValueError("device='cuda' but no GPU is visible; use --device=cpu.")
             device = f"cuda:{self.local_rank}"
             torch.cuda.set_device(device)
         self.device = device
