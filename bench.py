@@ -9,15 +9,15 @@ implementation, masked-diffusion training steps, and coupled-GRPO update steps.
 
 Workloads (each does one warm-up run, then `repeats` timed runs; the fastest is reported):
 - decode: `sample.diffusion_generate` on a batch of random prompts (DiffuCoder's setting by default:
-  entropy, top-p 0.95, one token per step), then one row per entry of `approx` (block decoding, caches,
+  entropy, top-p 0.95, one token per step), then one row per entry of `approx` (decoders.py: blocks, caches,
   confidence threshold...) with its speed-up over the exact row. An entry whose arguments
-  diffusion_generate does not accept is listed as not available.
-- reference: the same decoding, greedy (temperature 0), by transformers' Qwen2 model loaded with the
-  same weights and run bidirectionally, driven by Dream's decoding loop written plainly below from its
-  definition (`dream_generate`: a full forward every step, logits shifted right by one, confidence,
-  k = int(n_masked * (1 - s/t)) most confident positions committed). Same process, weights, dtype and
-  prompts: the row reports our time over the reference's and whether the tokens are identical (when
-  bf16 rounding makes them differ, the check is repeated in fp32 and both verdicts are shown).
+  decoders.fast_generate does not accept is listed as not available.
+- reference: the same decoding, greedy (temperature 0), with transformers' Qwen2 model loaded with the
+  same weights and run bidirectionally in place of ours (`ReferenceModel`: the LM head on every row, as
+  Dream's code computes it). The decoding loop itself is checked against a naive loop written from its
+  definition in tests/test_sample.py. Same process, weights, dtype and prompts: the row reports our
+  time over the reference's and whether the tokens are identical (when bf16 rounding makes them
+  differ, the check is repeated in fp32 and both verdicts are shown).
 - train: one train_pretrain.py step (masking, forward with bf16 autocast, 1/t-weighted loss, backward,
   grad clip, fused AdamW) on random tokens, for the pre-training and the SFT row shapes.
 - grpo: one coupled-GRPO update (train_grpo.per_token_logps with the coupled estimator: 3 passes in
@@ -73,7 +73,7 @@ alg = "entropy"  # reference: 'entropy', 'maskgit_plus' or 'topk_margin'
 temperature = 0.2  # decode rows; the reference rows are greedy (temperature 0), so tokens can be compared
 top_p = 0.95
 approx = [{"block_length": 32}, {"block_length": 32, "cache": "prefix"}, {"block_length": 32, "cache": "dual"},
-          {"block_length": 32, "cache": "dual", "threshold": 0.9}]  # extra decode rows: diffusion_generate kwargs
+          {"block_length": 32, "cache": "dual", "threshold": 0.9}]  # extra decode rows: decoders.fast_generate kwargs
 # train: rows of (name, sequences, tokens per sequence, leading tokens never masked);
 # None: pretrain_tiny's 16 x 256 and sft_tiny's 16 x 192 (~88 prompt tokens) on cpu, 2 x 4096 and 8 x 1024 on cuda
 train_rows = None
@@ -226,70 +226,30 @@ def check_bidirectional(forward, x):
         raise RuntimeError("transformers' Qwen2 still attends causally; this transformers version needs another way to run it bidirectionally")
 
 
-def top_p_logits(logits, top_p):
-    """Dream's nucleus filter: sort, keep tokens until the cumulative probability passes top_p."""
-    sorted_logits, sorted_idx = torch.sort(logits, descending=True)
-    cum = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
-    remove = cum > top_p
-    remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses top_p
-    remove[..., 0] = False
-    mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, sorted_idx, remove)
-    return logits.masked_fill(mask, torch.finfo(logits.dtype).min)
+class ReferenceModel(torch.nn.Module):
+    """transformers' model behind our forward's signature, so that `sample.diffusion_generate` drives it.
+    Like Dream's code it computes the LM head on every row, then keeps the asked ones (no padding)."""
 
+    def __init__(self, hf, config):
+        super().__init__()
+        self.hf, self.config = hf, config
 
-@torch.no_grad()
-def dream_generate(forward, input_ids, *, max_new_tokens, steps, mask_token_id, alg="entropy", top_p=None, top_k=None,
-                   eps=1e-3):
-    """Dream's diffusion_generate at temperature 0 (argmax tokens, top-k confidence commits), from its
-    definition. forward(x (B, T)) -> raw logits (B, T, V), row i predicting token i+1. Two choices follow
-    sample.py's documented differences from Dream's code (its notes 2 and 3): the mask token's logit is
-    -inf, and filtering and confidences are computed in fp32."""
-    B = input_ids.size(0)
-    x = torch.cat([input_ids, torch.full((B, max_new_tokens), mask_token_id, device=input_ids.device)], dim=1)  # (B, T)
-    timesteps = torch.linspace(1, eps, steps + 1, device=x.device)
-    for i in range(steps):
-        mask_index = x == mask_token_id  # (B, T)
-        logits = forward(x).float()  # (B, T, V)
-        logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)  # row i now predicts token i
-        mask_logits = logits[mask_index]  # (M, V)
-        mask_logits[:, mask_token_id] = -math.inf
-        if top_p is not None and top_p < 1:
-            mask_logits = top_p_logits(mask_logits, top_p)
-        if top_k is not None:
-            kth = torch.topk(mask_logits, top_k).values[..., -1:]
-            mask_logits = mask_logits.masked_fill(mask_logits < kth, torch.finfo(mask_logits.dtype).min)
-        probs = torch.softmax(mask_logits, dim=-1)  # (M, V)
-        confidence, x0 = probs.max(dim=-1)  # maskgit_plus: the chosen token's probability
-        if alg == "topk_margin":
-            top2 = torch.sort(probs, dim=-1, descending=True).values
-            confidence = top2[:, 0] - top2[:, 1]
-        elif alg == "entropy":
-            confidence = torch.sum(probs * torch.log(probs + 1e-10), dim=-1)  # negative entropy
-        elif alg != "maskgit_plus":
-            raise ValueError(f"the reference decodes with alg 'entropy', 'maskgit_plus' or 'topk_margin', not '{alg}'")
-        t, s = timesteps[i], timesteps[i + 1]
-        num_mask = mask_index.sum() / B  # the batch mean
-        k = int(num_mask * (1 - s / t)) if i < steps - 1 else int(num_mask)
-        full_confidence = torch.full(x.shape, -math.inf, device=x.device)
-        full_confidence[mask_index] = confidence
-        if k > 0:
-            transfer = torch.topk(full_confidence, k).indices  # (B, k)
-            x_ = torch.full_like(x, mask_token_id)
-            x_[mask_index] = x0
-            rows = torch.arange(B, device=x.device)[:, None]
-            x[rows, transfer] = x_[rows, transfer]
-    return x
+    def forward(self, idx, attention_mask=None, output_rows=None):
+        if attention_mask is not None:
+            raise ValueError("the reference runs unpadded prompts only")
+        logits = self.hf(input_ids=idx, use_cache=False).logits  # (B, T, V)
+        return logits if output_rows is None else logits[output_rows]
 
 
 # -----------------------------------------------------------------------------
 # workloads; each returns table rows (dicts)
 
 def decode_rows(cfg, dev, m, mask_id, label, ctx):
-    from sample import diffusion_generate
+    from decoders import fast_generate, generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
     ids = torch.randint(0, mask_id - 2, (B, P), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
-    accepted = set(inspect.signature(diffusion_generate).parameters)
+    accepted = set(inspect.signature(fast_generate).parameters)
     settings = [({}, "exact")] + [(dict(kw), ", ".join(f"{k}={v}" for k, v in kw.items())) for kw in cfg.approx]
     rows, exact = [], None
     for kw, name in settings:
@@ -297,14 +257,14 @@ def decode_rows(cfg, dev, m, mask_id, label, ctx):
                    steps=str(kw.get("steps", steps)))
         missing = sorted(set(kw) - accepted)
         if missing:
-            rows.append(dict(row, notes=f"not available: diffusion_generate has no {', '.join(missing)} argument"))
+            rows.append(dict(row, notes=f"not available: fast_generate has no {', '.join(missing)} argument"))
             continue
         args = dict(max_new_tokens=N, steps=steps, temperature=cfg.temperature, top_p=cfg.top_p, alg=cfg.alg,
                     mask_token_id=mask_id, **kw)
 
         def run():
             with ctx:
-                return diffusion_generate(m, ids, generator=torch.Generator(device=dev).manual_seed(cfg.seed), **args)
+                return generate(m, ids, generator=torch.Generator(device=dev).manual_seed(cfg.seed), **args)
         reset_peak(dev)
         counter = ForwardCounter(m)
         secs, _ = best_time(run, cfg.repeats, dev)
@@ -325,7 +285,7 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
     ids = torch.randint(0, mask_id - 2, (B, P), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
     reset_peak(dev)
     hf = hf_reference_model(m, model_dir)
-    ref_forward = hf_forward(hf)
+    ref_forward, ref_model = hf_forward(hf), ReferenceModel(hf, m.config)
     x = torch.cat([ids, torch.full((B, N), mask_id, device=dev)], dim=1)
     with ctx, torch.no_grad():
         check_bidirectional(ref_forward, x)
@@ -338,8 +298,8 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
 
     def reference():
         with ctx:
-            return dream_generate(ref_forward, ids, max_new_tokens=N, steps=steps, mask_token_id=mask_id, alg=cfg.alg,
-                                  top_p=cfg.top_p)
+            return diffusion_generate(ref_model, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                      alg=cfg.alg, mask_token_id=mask_id)
     row = dict(workload="reference", shape=label, dtype=cfg.dtype, size=f"{B} x ({P} + {N})", steps=str(steps))
     t_ours, out_ours = best_time(ours, cfg.repeats, dev)
     t_ref, out_ref = best_time(reference, cfg.repeats, dev)
@@ -352,8 +312,8 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
             m.float(), hf.float()  # (the last use of both models)
             out32 = diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p, alg=cfg.alg,
                                        mask_token_id=mask_id)
-            ref32 = dream_generate(ref_forward, ids, max_new_tokens=N, steps=steps, mask_token_id=mask_id, alg=cfg.alg,
-                                   top_p=cfg.top_p)
+            ref32 = diffusion_generate(ref_model, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                       alg=cfg.alg, mask_token_id=mask_id)
             same32 = int((out32 == ref32).all(dim=1).sum())
             verdict += "yes" if same32 == B else f"no ({B - same32}/{B} rows differ)"
         except torch.OutOfMemoryError:
@@ -362,7 +322,7 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
     note = f"{verdict}; max |logit diff| {logit_diff:.1e}"
     return [dict(row, setting="ours, greedy", seconds=t_ours, throughput=f"{B * N / t_ours:,.1f} tok/s", peak=peak,
                  notes=f"ours/reference time {t_ours / t_ref:.2f} ({t_ref / t_ours:.1f}x faster)"),
-            dict(row, setting="transformers + Dream loop", seconds=t_ref, throughput=f"{B * N / t_ref:,.1f} tok/s", peak=peak,
+            dict(row, setting="transformers' Qwen2, same loop", seconds=t_ref, throughput=f"{B * N / t_ref:,.1f} tok/s", peak=peak,
                  notes=note)]
 
 
@@ -515,7 +475,7 @@ def main(argv=None):
     if "decode" in names or "reference" in names:
         model_dir = None
         if cfg.out_dir:
-            from sample import load_model
+            from checkpoint import load_model
             m, tok, model_dir, _ = load_model(cfg.out_dir, dev, cfg.dtype)
             mask_id, label = tok.mask_token_id, with_size(cfg.out_dir.rstrip("/"), m)
         else:

@@ -34,7 +34,8 @@ CONFIG_KEYS = config_keys(globals())
 
 def main(argv=None):
     from common import autocast, resolve_device, resolve_dtype
-    from sample import load_model, stop_ids
+    from checkpoint import load_model
+    from common import stop_ids
     from tasks import read_jsonl
     from train_grpo import completion_mask, per_token_logps, seeded
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)

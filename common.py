@@ -193,6 +193,34 @@ def sync(device):
 
 
 # -----------------------------------------------------------------------------
+# prompts and completions
+
+def left_pad(seqs, pad_id, device):
+    """List of id lists -> (input_ids, attention_mask) (B, T), left-padded to the longest."""
+    T = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad_id] * (T - len(s)) + list(s) for s in seqs], device=device)
+    mask = torch.tensor([[0] * (T - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
+
+
+def stop_ids(tok):
+    """The ids that end a completion (those of <|im_end|>, <|dlm_pad|>, <|endoftext|> the tokenizer has)."""
+    return [tok.special_tokens[s] for s in ("<|im_end|>", "<|dlm_pad|>", "<|endoftext|>") if s in tok.special_tokens]
+
+
+def cut_at_stop(ids, stops):
+    """Generated ids up to (excluding) the first end-of-turn / <|dlm_pad|> / EOS."""
+    ids = [int(i) for i in ids]
+    return ids[:min([ids.index(s) for s in stops if s in ids], default=len(ids))]
+
+
+def completion_text(tok, ids):
+    """The text of a generated completion: cut at the first stop token, without ids past the
+    tokenizer's vocabulary (the padded embedding rows, which an under-trained model can sample)."""
+    return tok.decode([i for i in cut_at_stop(ids, stop_ids(tok)) if i < tok.vocab_size])
+
+
+# -----------------------------------------------------------------------------
 # checkpoints
 
 def _json_default(o):

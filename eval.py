@@ -63,11 +63,12 @@ from types import SimpleNamespace
 
 import torch
 
-from common import autocast, resolve_device, resolve_dtype, resolve_model_dir
+from checkpoint import load_model, pick_model_dir
+from common import autocast, completion_text, left_pad, resolve_device, resolve_dtype, resolve_model_dir, stop_ids
 from configurator import config_keys, configure, print_config, run_cli
+from decoders import check_fast_options, generate
 from execution import extract_code, format_reward, run_tests_batch
-from sample import (ar_generate, check_decoding_options, completion_text, diffusion_generate, left_pad, load_model,
-                    pick_model_dir, stop_ids)
+from sample import ar_generate
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
@@ -157,7 +158,7 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
     its first <|im_end|> / <|dlm_pad|> / EOS and decoded to text. `prefill` is appended to every prompt (the start
     of the answer) and is not part of the returned text. Prompts are batched by length and left-padded; decoding
     draws from one torch.Generator seeded by `seed`, on the model's device. block_length, threshold and cache
-    are diffusion_generate's (None: exact Dream decoding); decoder='ar' decodes left to right (ar_generate) instead."""
+    are decoders.py's (None: exact Dream decoding, sample.diffusion_generate); decoder='ar' decodes left to right (ar_generate) instead."""
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
     ids = [tok.encode(p + prefill) for p in prompts]
@@ -171,10 +172,10 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
                 seqs = ar_generate(model, x, mask, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                    top_k=top_k, generator=gen, stop_ids=stop_ids(tok))
             else:
-                seqs = diffusion_generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
-                                          temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
-                                          mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
-                                          threshold=threshold, cache=cache)  # (B, P + N)
+                seqs = generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
+                                temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
+                                mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
+                                threshold=threshold, cache=cache)  # (B, P + N)
         for r, i in enumerate(rows):
             out[i] = completion_text(tok, seqs[r, x.size(1):].tolist())
         if progress:
@@ -444,7 +445,7 @@ def plan(cfg):
     N = cfg.max_new_tokens or (64 if tiny else 512)
     style = "chat" if tiny else cfg.prompt_style
     fast = {k: getattr(cfg, k) for k in ("block_length", "threshold", "cache") if getattr(cfg, k) is not None}
-    check_decoding_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
+    check_fast_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
     if cfg.decoder not in ("diffusion", "ar"):
         raise ValueError(f"decoder must be 'diffusion' or 'ar', got '{cfg.decoder}'")
     if cfg.decoder == "ar":

@@ -10,10 +10,11 @@ Module names equal the Hugging Face Qwen2 checkpoint keys (`model.layers.0.self_
 so loading and saving is a plain state-dict copy with shape checks.
 
 The shift: like its AR parent, the network's output row i is the prediction for token i+1.
-`model(idx)` returns exactly that (raw, as the HF checkpoint computes it). Every consumer that wants
-"row i predicts token i" (the masked-diffusion loss, the sampler, the GRPO log-probs) calls
-`shift_logits`, the one place where the convention lives. Position 0 has no predictor, so the
-forward process never masks it.
+`model(idx)` returns exactly that (raw, as the HF checkpoint computes it). The consumers that score
+masked positions (the masked-diffusion loss, the decoders, the GRPO log-probs) pass
+`output_rows=predictor_rows(masked)`: the LM head then runs only on the rows that predict a masked
+token. `shift_logits` re-aligns full (B, T, V) logits instead (the tests compare against it).
+Position 0 has no predictor, so the forward process never masks it.
 
 Notes:
 1. With a (B, T) padding mask we build Dream's (B,1,T,T) outer-AND mask, except that a padding
@@ -22,9 +23,8 @@ Notes:
 2. A (B,1,T,T) boolean mask can be passed directly (AR->diffusion attention annealing uses it).
 3. `Transformer.from_pretrained` builds the model on the meta device and assigns the checkpoint
    tensors shard by shard: a bf16 7B checkpoint never exists as an fp32 copy in host RAM.
-4. For decoding, the caller can compute the RoPE tables once (`rope=rope_cos_sin(...)`) and the 4D
-   mask once, and a `KVCache` lets a forward recompute only some rows of a sequence (sample.py's
-   Fast-dLLM-style prefix/dual caches). The training path never uses either.
+4. A `kv_cache` (decoders.KVCache) lets a forward recompute only some rows of a sequence (the
+   Fast-dLLM-style prefix/dual caches of decoders.py). The training path never uses it.
 """
 
 import json
@@ -122,30 +122,6 @@ def rope_cos_sin(position_ids, head_dim, theta):
     return emb.cos(), emb.sin()
 
 
-class KVCache:
-    """Every layer's keys and values (after RoPE) of a whole (B, T) sequence, so that a forward can
-    recompute only the rows start:end and attend to the cached rest (sample.py's prefix/dual caches).
-
-    A forward over the whole sequence with start = None (re)fills it. A forward over
-    idx = x[:, start:end] (with those rows' position ids and (B, 1, end - start, T) mask rows) writes the
-    fresh keys/values of its rows into the cache and attends to all T of them: exact for the cached rows
-    whose hidden states have not changed since the fill, an approximation for the others (attention is
-    bidirectional, so a changed token changes every row's hidden states in the layers above)."""
-
-    def __init__(self):
-        self.k, self.v = {}, {}  # layer -> (B, Hkv, T, D)
-        self.start = self.end = None  # rows the next forward recomputes (None: all of them, a refill)
-
-    def update(self, layer, k, v):
-        """Store or splice in one layer's fresh keys/values (B, Hkv, rows, D); return the full (B, Hkv, T, D) ones."""
-        if self.start is None:
-            self.k[layer], self.v[layer] = k, v
-        else:
-            self.k[layer][:, :, self.start:self.end] = k
-            self.v[layer][:, :, self.start:self.end] = v
-        return self.k[layer], self.v[layer]
-
-
 def apply_rope(x, cos, sin):
     x1, x2 = x.chunk(2, dim=-1)
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
@@ -234,16 +210,15 @@ class Transformer(nn.Module):
         n = self.num_params(exclude_embedding=True)
         return 6 * n + 12 * c.n_layer * c.n_head * c.head_dim * seq_len
 
-    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None, rope=None, kv_cache=None):
+    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None, kv_cache=None):
         """idx (B, T) -> logits (B, T, V) in fp32; row i predicts token i+1 (see `shift_logits`).
         With output_rows, only those rows go through the LM head: logits (N, V) in their order.
         output_rows: (B, T) bool, or a pair of (N,) long tensors (batch index, row index).
 
         attention_mask: None (all tokens attend to all), a (B, T) 0/1 padding mask, or a
         (B, 1, T, T) bool mask (True = may attend). position_ids: (B, T); by default arange(T),
-        or cumsum(mask) - 1 when a padding mask is given. rope: the (cos, sin) of these rows from
-        `rope_cos_sin` (fp32, cast here), to skip recomputing them from position_ids.
-        kv_cache: a `KVCache`; when its start is set, idx holds the rows start:end of the cached
+        or cumsum(mask) - 1 when a padding mask is given.
+        kv_cache: a decoders.KVCache; when its start is set, idx holds the rows start:end of the cached
         sequence, attention_mask must be None or (B, 1, T, T_all) and position_ids default to start:end."""
         B, T = idx.shape
         if T > self.config.max_seq_len:
@@ -262,11 +237,10 @@ class Transformer(nn.Module):
                                  f"got shape {tuple(attention_mask.shape)}.")
         x = self.model.embed_tokens(idx)  # (B, T, C)
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        if rope is None:
-            if position_ids is None:
-                position_ids = torch.arange(offset, offset + T, device=idx.device).expand(B, T)
-            rope = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
-        cos, sin = rope[0].to(dtype), rope[1].to(dtype)  # (B, 1, T, D)
+        if position_ids is None:
+            position_ids = torch.arange(offset, offset + T, device=idx.device).expand(B, T)
+        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # (B, 1, T, D) fp32
+        cos, sin = cos.to(dtype), sin.to(dtype)
         for i, block in enumerate(self.model.layers):
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)

@@ -265,10 +265,11 @@ def seeded(*keys):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, resolve_dtype, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
-                        read_tokenizer_files, save_checkpoint, set_grad_sync)
+    from common import (Dist, autocast, build_model, completion_text, epoch_indices, latest_checkpoint,
+                        load_training_state, lr_at, make_optimizer, read_tokenizer_files, resolve_dtype,
+                        resolve_model_dir, save_checkpoint, set_grad_sync, stop_ids)
     from execution import extract_code, format_reward, run_tests_batch
-    from sample import completion_text, diffusion_generate, stop_ids
+    from sample import diffusion_generate
     from tokenizer import Tokenizer
 
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)

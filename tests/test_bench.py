@@ -1,6 +1,6 @@
 """
 Tests for bench.py: every CPU workload runs on a minuscule random model and puts its rows in the table;
-the reference (transformers' Qwen2 run bidirectionally + Dream's decoding loop) has our logits and
+the reference (transformers' Qwen2 run bidirectionally, driven by our decoder) has our logits and
 decodes our tokens in fp32; the bidirectionality probe catches a causal model; clear one-line errors.
 
 Hermetic (random models, files in a temporary directory). Run: .venv/bin/python -m pytest tests/test_bench.py
@@ -23,17 +23,17 @@ def test_every_workload_fp32():
     rows = bench.main(SMALL_RUN + ["--dtype=float32"])
     got = [(r["workload"], r["setting"]) for r in rows]
     assert got == [("decode", "exact"), ("decode", "block_length=8"), ("decode", "no_such_option=1"),
-                   ("reference", "ours, greedy"), ("reference", "transformers + Dream loop"),
+                   ("reference", "ours, greedy"), ("reference", "transformers' Qwen2, same loop"),
                    ("train", "pretrain"), ("train", "sft"), ("grpo", "coupled, micro-batch 2")]
     timed = [r for r in rows if "no_such_option" not in r["setting"]]
     assert all(r["seconds"] > 0 for r in timed)
-    assert "not available: diffusion_generate has no no_such_option argument" in rows[2]["notes"]
+    assert "not available: fast_generate has no no_such_option argument" in rows[2]["notes"]
     assert "speed-up" in rows[1]["notes"]
     assert rows[4]["notes"].startswith("identical: yes;")
     assert "ours/reference time" in rows[3]["notes"]
     assert all(0 < r["mfu"] for r in rows[5:])
     table = bench.format_table(rows)
-    assert len(table.splitlines()) == 2 + len(rows) and "transformers + Dream loop" in table
+    assert len(table.splitlines()) == 2 + len(rows) and "transformers' Qwen2, same loop" in table
 
 
 def test_reference_in_bf16_says_what_it_compared():

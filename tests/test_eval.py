@@ -278,7 +278,7 @@ def test_resume_after_a_crash_generates_each_sample_once(saved, tmp_path, monkey
 # evaluate_tasks and generate_completions on a tiny model
 
 def test_evaluate_tasks_end_to_end(saved):
-    from sample import load_model
+    from checkpoint import load_model
     model, tok, _, _ = load_model(saved[0], "cpu", "float32")
     tasks = generate_tasks("test", 3, seed=0)
     out = ev.evaluate_tasks(model, tok, tasks, n_samples=2, max_new_tokens=8, dtype="float32", batch_size=4, workers=1)

@@ -12,8 +12,9 @@ import os
 import pytest
 import torch
 
-from model import (KVCache, ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
-                   rope_cos_sin, shift_logits, write_hf_checkpoint)
+from decoders import KVCache
+from model import (ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
+                   shift_logits, write_hf_checkpoint)
 
 transformers = pytest.importorskip("transformers")  # test-time reference only (in requirements)
 
@@ -210,7 +211,6 @@ def test_kv_cache_rows_equal_the_full_forward(padded):
         mask = torch.ones_like(mask)
     pos = padding_position_ids(mask)
     mask4 = padding_attention_mask(mask)  # (B, 1, T, T)
-    cos, sin = rope_cos_sin(pos, model.config.head_dim, model.config.rope_theta)
     with torch.no_grad():
         full = model(idx, mask4, pos)
         for start, end in [(7, 12), (7, 10), (8, 9)]:
@@ -219,11 +219,9 @@ def test_kv_cache_rows_equal_the_full_forward(padded):
             cache.start, cache.end = start, end
             rows = model(idx[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache)
             assert (rows - full[:, start:end]).abs().max() <= 1e-5
-            rope = (cos[:, :, start:end], sin[:, :, start:end])
-            assert torch.equal(model(idx[:, start:end], mask4[:, :, start:end], kv_cache=cache, rope=rope), rows)
             other = idx.clone()
             other[:, :start] = (other[:, :start] + 1) % 96  # the cached rows, not these tokens, are attended to
-            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], kv_cache=cache, rope=rope), rows)
+            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache), rows)
         if not padded:  # without a mask or position ids, the rows take positions start:end
             cache.start, cache.end = 7, 12
             assert (model(idx[:, 7:12], kv_cache=cache) - full[:, 7:12]).abs().max() <= 1e-5
