@@ -48,6 +48,7 @@ import time
 
 import torch
 
+from common import autocast, make_optimizer, matmul_flops, resolve_device, resolve_dtype, seeded, sync
 from configurator import config_keys, configure, print_config, run_cli
 
 # -----------------------------------------------------------------------------
@@ -154,7 +155,6 @@ def train_flops(model, rows, seq_len, head_rows):
 
 def best_time(fn, repeats, dev):
     """One warm-up call, then `repeats` timed calls: (fastest seconds, the last call's result)."""
-    from common import sync
     out = fn()
     times = []
     for _ in range(repeats):
@@ -190,14 +190,14 @@ def hf_reference_model(model, model_dir=None):
     built by transformers and given our state dict in memory (15 GB through the disk would take longer
     than the benchmark)."""
     import transformers
-    from model import config_to_hf
+    from checkpoint import config_to_hf, save_pretrained
     p = next(model.parameters())
     kw = dict(dtype=p.dtype, attn_implementation="sdpa")
     if model_dir is not None or model.num_params() <= REFERENCE_WEIGHTS_VIA_DISK:
         with tempfile.TemporaryDirectory() as tmp:
             if model_dir is None:
                 model_dir = os.path.join(tmp, "model")
-                model.save_pretrained(model_dir)
+                save_pretrained(model, model_dir)
             hf = transformers.Qwen2ForCausalLM.from_pretrained(model_dir, **kw).to(p.device)
     else:
         hf_config = transformers.Qwen2Config.from_dict(config_to_hf(model.config, p.dtype))
@@ -248,7 +248,7 @@ def decode_rows(cfg, dev, m, mask_id, label, ctx):
     from decoders import fast_generate, generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
-    ids = torch.randint(0, mask_id - 2, (B, P), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    ids = torch.randint(0, mask_id - 2, (B, P), generator=seeded(cfg.seed)).to(dev)
     accepted = set(inspect.signature(fast_generate).parameters)
     settings = [({}, "exact")] + [(dict(kw), ", ".join(f"{k}={v}" for k, v in kw.items())) for kw in cfg.approx]
     rows, exact = [], None
@@ -264,7 +264,7 @@ def decode_rows(cfg, dev, m, mask_id, label, ctx):
 
         def run():
             with ctx:
-                return generate(m, ids, generator=torch.Generator(device=dev).manual_seed(cfg.seed), **args)
+                return generate(m, ids, generator=seeded(cfg.seed, device=dev), **args)
         reset_peak(dev)
         counter = ForwardCounter(m)
         secs, _ = best_time(run, cfg.repeats, dev)
@@ -282,7 +282,7 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
     from sample import diffusion_generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
-    ids = torch.randint(0, mask_id - 2, (B, P), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    ids = torch.randint(0, mask_id - 2, (B, P), generator=seeded(cfg.seed)).to(dev)
     reset_peak(dev)
     hf = hf_reference_model(m, model_dir)
     ref_forward, ref_model = hf_forward(hf), ReferenceModel(hf, m.config)
@@ -327,7 +327,6 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
 
 
 def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
-    from common import make_optimizer
     from diffusion import apply_mask, diffusion_loss, sample_noise
     from model import predictor_rows
     model, mask_id, label = random_model(cfg.train_model, dev, T, cfg.seed)
@@ -335,7 +334,7 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     model.gradient_checkpointing = cfg.activation_checkpointing
     module = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(model, 1e-4, (0.9, 0.95), 0.1)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = seeded(cfg.seed)
     x = torch.randint(0, mask_id - 2, (B, T), generator=g)
     maskable = torch.ones(B, T, dtype=torch.bool)
     maskable[:, :prompt] = False  # SFT: the prompt is never masked
@@ -361,14 +360,13 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
 
 
 def grpo_rows(cfg, dev, ctx, peak_flops):
-    from common import make_optimizer
-    from train_grpo import grpo_loss, per_token_logps, seeded
+    from train_grpo import grpo_loss, per_token_logps
     S, mb, P, C = cfg.grpo_sequences, cfg.grpo_micro_batch, cfg.grpo_prompt_len, cfg.grpo_completion_len
     model, mask_id, label = random_model(cfg.grpo_model, dev, P + C, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
     opt = make_optimizer(model, 1e-6, (0.9, 0.99), 0.1)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = seeded(cfg.seed)
     ids = torch.randint(0, mask_id - 2, (S, P + C), generator=g)
     pad = torch.randint(0, P // 4 + 1, (S,), generator=g)  # left padding: the prompts of a batch differ in length
     attn = (torch.arange(P + C)[None, :] >= pad[:, None]).long()
@@ -444,7 +442,6 @@ def format_table(rows):
 
 
 def main(argv=None):
-    from common import autocast, matmul_flops, resolve_device, resolve_dtype
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     names = parse_workloads(cfg.workloads)
     dev = resolve_device(cfg.device)

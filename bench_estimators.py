@@ -35,9 +35,10 @@ CONFIG_KEYS = config_keys(globals())
 def main(argv=None):
     from common import autocast, resolve_device, resolve_dtype
     from checkpoint import load_model
-    from common import stop_ids
+    from common import left_pad, stop_ids
     from tasks import read_jsonl
-    from train_grpo import completion_mask, per_token_logps, seeded
+    from common import seeded
+    from train_grpo import completion_mask, per_token_logps
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
     dev = resolve_device(cfg.device)
@@ -55,14 +56,10 @@ def main(argv=None):
         for b in range(0, len(seqs), cfg.batch_size):
             chunk = seqs[b:b + cfg.batch_size]
             P = max(len(q) for q, _ in chunk)
-            C = max(len(a) for _, a in chunk)
-            ids = torch.full((len(chunk), P + C), tok.pad_token_id, dtype=torch.long)
-            attn = torch.zeros_like(ids)
-            for i, (q, a) in enumerate(chunk):  # left-padded prompt, completion padded on the right with <|dlm_pad|>
-                ids[i, P - len(q):P] = torch.tensor(q)
-                ids[i, P:P + len(a)] = torch.tensor(a)
-                ids[i, P + len(a):] = tok.dlm_pad_token_id
-                attn[i, P - len(q):] = 1
+            C = max(len(a) for _, a in chunk)  # left-padded prompts, answers padded on the right with <|dlm_pad|>
+            ids, attn = left_pad([q for q, _ in chunk], tok.pad_token_id, "cpu")
+            answers = torch.tensor([a + [tok.dlm_pad_token_id] * (C - len(a)) for _, a in chunk])  # (B, C)
+            ids, attn = torch.cat([ids, answers], 1), torch.cat([attn, torch.ones_like(answers)], 1)
             cmask, _ = completion_mask(ids[:, P:], stop_ids(tok))
             ids, attn, cmask = ids.to(dev), attn.to(dev), cmask.to(dev)
             for k in range(cfg.draws):

@@ -1,5 +1,5 @@
 """
-Peak host memory of Transformer.from_pretrained on a random bf16 checkpoint (not a test).
+Peak host memory of checkpoint.load_pretrained on a random bf16 checkpoint (not a test).
 
     python bench_load.py                      # ~1.1B parameters (a TinyLlama-like shape, 2.1 GB bf16)
     python bench_load.py --layers=28 --hidden=3584 --intermediate=18944 --heads=28 --kv_heads=4   # the 7B shape (15 GB)
@@ -20,6 +20,7 @@ import time
 
 def write(path, a):
     import torch
+    from checkpoint import save_pretrained
     from model import ModelConfig, Transformer
     config = ModelConfig(vocab_size=a.vocab, n_layer=a.layers, n_head=a.heads, n_kv_head=a.kv_heads, n_embd=a.hidden,
                          intermediate_size=a.intermediate, max_seq_len=4096)
@@ -29,13 +30,13 @@ def write(path, a):
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.02)
-    model.to(torch.bfloat16).save_pretrained(path)
+    save_pretrained(model.to(torch.bfloat16), path)
 
 
 def load(path):
-    from model import Transformer
+    from checkpoint import load_pretrained
     t0 = time.time()
-    model = Transformer.from_pretrained(path)
+    model = load_pretrained(path)
     n = model.num_params()
     checksum = sum(p.float().sum().item() for p in model.parameters())  # read every page
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB

@@ -318,7 +318,7 @@ def main(argv=None):
         tok.save(tok_dir)
         print(f"trained a {tok.vocab_size:,}-token BPE with rustbpe in {time.time() - t1:.1f}s")
     else:
-        from common import load_tokenizer, write_tokenizer_files
+        from checkpoint import load_tokenizer, write_tokenizer_files
         tok, files, added = load_tokenizer(cfg.tokenizer)
         os.makedirs(tok_dir, exist_ok=True)
         write_tokenizer_files(files, tok_dir)

@@ -27,6 +27,8 @@ import re
 
 import torch
 
+from common import seeded
+
 KINDS = ("name", "literal", "digit")  # copy-token kinds, in priority order when a token overlaps two spans
 INDUCTION_SPAN = 32  # tokens per random span (rows are 2 x span)
 INDUCTION_ROWS = 64
@@ -100,7 +102,7 @@ class Probes:
                 if kind is not None:
                     kinds[b, start + j] = KINDS.index(kind)
         regular = min(tok.special_tokens.values()) if tok.special_tokens else tok.vocab_size
-        g = torch.Generator().manual_seed(seed)
+        g = seeded(seed)
         return cls(rows, kinds, induction_rows(regular, INDUCTION_ROWS, INDUCTION_SPAN, g), tok.mask_token_id)
 
     @torch.no_grad()
@@ -140,7 +142,7 @@ class Probes:
                 score(by_kind("copy"), masked, real, copy, x)
                 blank = torch.where(canvas, self.mask_token_id, x)
                 score(by_kind("answer", with_all=True), blank, real, answer, x)
-        g = torch.Generator().manual_seed(1)
+        g = seeded(1)
         for b in range(0, len(self.induction), BATCH):
             x = self.induction[b:b + BATCH].to(device)
             real = torch.ones_like(x, dtype=torch.bool)

@@ -52,7 +52,6 @@ Simplifications and deliberate differences from Dream's code:
 import html
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_model, pick_model_dir
-from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtype, stop_ids
+from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
 from configurator import config_keys, configure, print_config, run_cli
 from diffusion import training_attention_mask
 from model import padding_position_ids, predictor_rows
@@ -423,7 +422,7 @@ def run_analysis(model, tok, cfg, prompts, encode, dev, ctx):
     rows = []
     print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | " + " ".join(f"global@{k}" for k in range(1, 5)))
     for temp in cfg.analyze_temperatures:
-        g = torch.Generator(device=dev).manual_seed(cfg.seed)
+        g = seeded(cfg.seed, device=dev)
         local, glob, first = [[] for _ in range(4)], [[] for _ in range(4)], []
         for b in range(0, len(prompts), cfg.analyze_batch):
             ids, mask = left_pad([encode(p) for p in prompts[b:b + cfg.analyze_batch]], tok.pad_token_id, dev)
@@ -482,7 +481,7 @@ def main(argv=None):
     print(f"decoding {cfg.num_samples} x {cfg.max_new_tokens} tokens in {'at most ' if cfg.threshold else ''}{steps} steps "
           f"({cfg.alg}, temperature {cfg.temperature}{cached}); {rule}")
     ids = torch.tensor([encode(text)] * cfg.num_samples, device=dev)
-    g = torch.Generator(device=dev).manual_seed(cfg.seed)
+    g = seeded(cfg.seed, device=dev)
     forwards, tty = [0], sys.stderr.isatty() and steps >= 32
 
     def progress(*_):  # count the forwards (fewer than the steps with a threshold)

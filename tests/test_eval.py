@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import eval as ev
+from checkpoint import save_pretrained
 from model import ModelConfig, Transformer
 from tasks import generate_tasks, write_jsonl
 from tokenizer import Tokenizer, diffucoder_prompt
@@ -38,7 +39,7 @@ def saved(tmp_path_factory):
     m = Transformer(cfg)
     with torch.no_grad():
         m.lm_head.weight.mul_(20.0)  # peaked distributions: no near-ties between positions' confidences
-    m.save_pretrained(d)
+    save_pretrained(m, d)
     tok.save(d)
     return str(d), tok
 

@@ -19,7 +19,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import execution  # noqa: E402
-from execution import ExecResult, code_reward, extract_code, format_reward, run_tests, run_tests_batch  # noqa: E402
+from execution import (ExecResult, extract_code, format_reward, run_tests, run_tests_batch,  # noqa: E402
+                       score_completions)
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = "def f(x):\n    return x + 1\n"
@@ -606,11 +607,11 @@ def test_extract_code():
 def test_code_reward_only_when_format_is_right():
     good = "Here you go:\n```python\n" + GOOD + "```\n"
     half = "```python\ndef f(x):\n    return 2\n```\n"
-    assert code_reward(good, TESTS) == 1.0
-    assert code_reward(half, TESTS) == pytest.approx(1 / 3)
-    assert code_reward(good + "Hope this helps!", TESTS) == 0.0       # format 0: no run
-    assert code_reward("```python\n" + GOOD + "def (:\n```\n", TESTS) == 0.0  # format 0.5
-    assert code_reward("```python\nimport os; os._exit(0)\n```\n", TESTS) == 0.0
+    completions = [good, half, good + "Hope this helps!", "```python\n" + GOOD + "def (:\n```\n",
+                   "```python\nimport os; os._exit(0)\n```\n"]
+    scored = score_completions(completions, [TESTS] * len(completions))
+    assert scored[:2] == [(1.0, 1.0), (1.0, pytest.approx(1 / 3))]
+    assert scored[2:] == [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0)]  # format 0 and 0.5: not run; os._exit: fails
 
 
 # ---------------------------------------------------------------- HumanEval: equals the reference

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 import train_grpo
 import train_pretrain
+from checkpoint import load_pretrained, save_pretrained
 from model import ModelConfig, Transformer
 from train_grpo import compute_advantages, completion_mask, estimator_masks, grpo_loss, per_token_logps
 
@@ -225,7 +226,7 @@ def policy(tmp_path_factory):
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=1024, n_layer=2, n_head=2, n_kv_head=1, n_embd=48, intermediate_size=96,
                                     max_seq_len=128, mask_token_id=tok.mask_token_id))
-    model.save_pretrained(root / "init")
+    save_pretrained(model, root / "init")
     tok.save(root / "init")
     write_jsonl(tasks, root / "tasks.jsonl")
     train_pretrain.main(["--mode=sft", f"--sft_file={root / 'tasks.jsonl'}", f"--init_from={root / 'init'}",
@@ -268,7 +269,7 @@ def test_loop_learns_something_and_accumulation_is_exact(policy, tmp_path, capsy
 
 
 def train_grpo_init(policy):
-    from common import resolve_model_dir
+    from checkpoint import resolve_model_dir
     return resolve_model_dir(str(policy / "sft"))
 
 
@@ -295,7 +296,7 @@ def test_ddp_two_processes_equal_one_process(policy, tmp_path):
 def test_fsdp2_runs_two_steps(policy, tmp_path):
     out = torchrun(grpo_args(policy, tmp_path / "fsdp") + ["--max_steps=2", "--parallel=fsdp", "--activation_checkpointing=True"])
     assert "step 2/2" in out
-    model = Transformer.from_pretrained(tmp_path / "fsdp" / "ckpt-000002")
+    model = load_pretrained(tmp_path / "fsdp" / "ckpt-000002")
     assert model.config.n_layer == 2
 
 

@@ -18,7 +18,8 @@ import sys
 import pytest
 import torch
 
-from checkpoint import load_model
+from checkpoint import load_model, load_pretrained, save_pretrained
+from common import left_pad
 from decoders import fast_generate, generate
 from model import ModelConfig, Transformer
 import sample
@@ -150,10 +151,7 @@ def test_matches_reference_loop(model, alg, n_new, steps, top_p, top_k, block, n
 
 
 def left_padded(ps):
-    T = max(len(p) for p in ps)
-    ids = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), p]) for p in ps])
-    mask = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), torch.ones(len(p), dtype=torch.long)]) for p in ps])
-    return ids, mask
+    return left_pad([p.tolist() for p in ps], 0, "cpu")
 
 
 PADDED_CASES = [  # (alg, n_new, steps, top_p, block): steps == block_length commits 0 tokens at each block's first step
@@ -323,9 +321,8 @@ def test_schedule_quirk_and_hand_worked_schedule():
 @pytest.mark.parametrize("alg", ["maskgit_plus", "topk_margin", "entropy"])
 def test_left_padded_batch_equals_each_prompt_alone(model, alg):
     ps = prompts([3, 7, 11], seed=1)
-    T = max(len(p) for p in ps)
-    ids = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), p]) for p in ps])
-    mask = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), torch.ones(len(p), dtype=torch.long)]) for p in ps])
+    ids, mask = left_padded(ps)
+    T = ids.size(1)
     kw = dict(max_new_tokens=12, steps=6, alg=alg, top_p=0.95, mask_token_id=MASK)
     batch = diffusion_generate(model, ids, mask, **kw)[:, T:]
     for b, p in enumerate(ps):
@@ -461,7 +458,7 @@ def saved(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     m = Transformer(ModelConfig(**{**CFG, "vocab_size": tok.vocab_size, "mask_token_id": tok.mask_token_id, "max_seq_len": 256}))
-    m.save_pretrained(d)
+    save_pretrained(m, d)
     tok.save(d)
     (d / "meta.json").write_text(json.dumps({"tokenizer_identity": tok.identity, "config": {"mode": "pretrain"}}))
     return d, tok
@@ -472,7 +469,7 @@ def test_mismatched_tokenizer_is_a_one_line_error(saved, tmp_path):
     d, tok = saved
     other = Tokenizer.train(iter(code_corpus(1)), vocab_size=290)  # other merges, other mask id
     bad = tmp_path / "bad"
-    Transformer.from_pretrained(d).save_pretrained(bad)
+    save_pretrained(load_pretrained(d), bad)
     other.save(bad)
     (bad / "meta.json").write_text((d / "meta.json").read_text())  # trained with `tok`, ships `other`
     with pytest.raises(ValueError, match="trained with tokenizer") as e:

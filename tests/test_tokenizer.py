@@ -215,7 +215,7 @@ def test_added_tokens_are_written_into_the_files(tmp_path, fmt):
     """A tokenizer lacking the diffusion tokens, as HF tokenizer.json (+ tokenizer_config.json), as vocab.json +
     merges.txt + added_tokens.json, or in our format: the files with the added tokens load to the same tokenizer,
     in transformers too, and every original id is unchanged."""
-    from common import load_tokenizer, read_tokenizer_files, write_tokenizer_files
+    from checkpoint import load_tokenizer, read_tokenizer_files, write_tokenizer_files
     hf = hf_tokenizer(256 + 300, specials=SPECIALS[:3])
     src = tmp_path / "src"
     src.mkdir()
