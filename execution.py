@@ -1,7 +1,7 @@
 """The one place where untrusted generated code runs: a contained process per program, and the rewards.
 
 Design. `run_tests(program, tests)` runs ONE contained process per program (the official code starts
-one `python3 -c program+assert` per assert, see bench_execution.py). A harness in it execs the program
+one `python3 -c program+assert` per assert, see bench/sandbox.py). A harness in it execs the program
 in a fresh `__main__`, then each test (one assert statement, compiled before the program runs) on its
 own, catching everything including SystemExit, so a failing test hides no other.
 A test passes only if the harness saw its exec return. Results travel over a private pipe as lines

@@ -1,8 +1,8 @@
 """
 Variance of the sequence log-likelihood estimate across mask draws, per GRPO estimator (not a test).
 
-    python bench_estimators.py                                  # the tiny SFT model, 64 held-out tasks' reference answers
-    python bench_estimators.py --out_dir=out/grpo_tiny --n=128 --draws=32
+    python -m bench.estimators                           # the tiny SFT model, 64 held-out tasks' reference answers
+    python -m bench.estimators --out_dir=out/grpo_tiny --n=128 --draws=32
 
 For a fixed set of completions (the reference answers of held-out tiny tasks, after the chat prompt),
 each estimator of train_grpo.per_token_logps is evaluated `draws` times with fresh masks; the sequence
@@ -17,7 +17,11 @@ import sys
 
 import torch
 
+from checkpoint import load_model
+from common import autocast, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
 from configurator import config_keys, configure, print_config, run_cli
+from tasks import read_jsonl
+from train_grpo import completion_mask, per_token_logps
 
 out_dir = "out/sft_tiny"  # model: a training out_dir or an HF directory
 tasks_file = "data/tasks/test.jsonl"
@@ -33,12 +37,6 @@ CONFIG_KEYS = config_keys(globals())
 
 
 def main(argv=None):
-    from common import autocast, resolve_device, resolve_dtype
-    from checkpoint import load_model
-    from common import left_pad, stop_ids
-    from tasks import read_jsonl
-    from common import seeded
-    from train_grpo import completion_mask, per_token_logps
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
     dev = resolve_device(cfg.device)

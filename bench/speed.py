@@ -2,10 +2,10 @@
 Speed of the whole system in one table: decoding (exact and approximate), decoding against a reference
 implementation, masked-diffusion training steps, and coupled-GRPO update steps.
 
-    python bench.py                                              # every workload, tiny shape, random weights, CPU
-    python bench.py --workloads=[decode,reference] --out_dir=out/sft_tiny   # a trained checkpoint instead
-    python bench.py --workloads=[train] --compile=True           # training step with torch.compile
-    python bench.py --device=cuda                                # 7B decoding, 1.5B training and GRPO, bf16 weights
+    python -m bench.speed                                   # every workload, tiny shape, random weights, CPU
+    python -m bench.speed --workloads=[decode,reference] --out_dir=out/sft_tiny   # a trained checkpoint instead
+    python -m bench.speed --workloads=[train] --compile=True  # training step with torch.compile
+    python -m bench.speed --device=cuda                       # 7B decoding, 1.5B training and GRPO, bf16 weights
 
 Workloads (each does one warm-up run, then `repeats` timed runs; the fastest is reported):
 - decode: `sample.diffusion_generate` on a batch of random prompts (DiffuCoder's setting by default:
@@ -13,7 +13,7 @@ Workloads (each does one warm-up run, then `repeats` timed runs; the fastest is 
   confidence threshold...) with its speed-up over the exact row. An entry whose arguments
   decoders.fast_generate does not accept is listed as not available.
 - reference: the same decoding, greedy (temperature 0), with transformers' Qwen2 model loaded with the
-  same weights and run bidirectionally in place of ours (`ReferenceModel`: the LM head on every row, as
+  same weights and run bidirectionally in place of ours (bench/reference.py: the LM head on every row, as
   Dream's code computes it). The decoding loop itself is checked against a naive loop written from its
   definition in tests/test_sample.py. Same process, weights, dtype and prompts: the row reports our
   time over the reference's and whether the tokens are identical (when bf16 rounding makes them
@@ -41,15 +41,20 @@ correct implementations disagree. The decoding model's LM head is therefore draw
 import gc
 import inspect
 import math
-import os
 import sys
-import tempfile
 import time
 
 import torch
 
+from bench.reference import ReferenceModel, check_bidirectional, hf_forward, hf_reference_model
+from checkpoint import load_model
 from common import autocast, make_optimizer, matmul_flops, resolve_device, resolve_dtype, seeded, sync
 from configurator import config_keys, configure, print_config, run_cli
+from decoders import fast_generate, generate
+from diffusion import apply_mask, diffusion_loss, sample_noise
+from model import ModelConfig, Transformer, predictor_rows
+from sample import diffusion_generate
+from train_grpo import grpo_loss, per_token_logps
 
 # -----------------------------------------------------------------------------
 # what to run
@@ -104,7 +109,6 @@ DEVICE_DEFAULTS = {
                  grpo_sequences=10, grpo_micro_batch=5, grpo_prompt_len=200, grpo_completion_len=256),
 }
 WORKLOADS = ("decode", "reference", "train", "grpo")
-REFERENCE_WEIGHTS_VIA_DISK = 2e9  # below this many parameters the reference loads a save_pretrained copy
 
 
 def parse_workloads(text):
@@ -127,7 +131,6 @@ def shape_of(spec):
 
 def random_model(spec, dev, max_seq_len, seed):
     """A randomly initialised model of a shape, built directly on `dev` in fp32: (model, mask_token_id, label)."""
-    from model import ModelConfig, Transformer
     fields, label = shape_of(spec)
     torch.manual_seed(seed)
     with torch.device(dev):
@@ -181,71 +184,9 @@ class ForwardCounter:
 
 
 # -----------------------------------------------------------------------------
-# the reference: transformers' Qwen2 run bidirectionally + Dream's decoding loop
-
-def hf_reference_model(model, model_dir=None):
-    """transformers' Qwen2ForCausalLM holding the same weights as `model`, on its device and dtype, made
-    bidirectional. A model of up to REFERENCE_WEIGHTS_VIA_DISK parameters goes through save_pretrained
-    and transformers' from_pretrained (or loads `model_dir`, a checkpoint it came from); a larger one is
-    built by transformers and given our state dict in memory (15 GB through the disk would take longer
-    than the benchmark)."""
-    import transformers
-    from checkpoint import config_to_hf, save_pretrained
-    p = next(model.parameters())
-    kw = dict(dtype=p.dtype, attn_implementation="sdpa")
-    if model_dir is not None or model.num_params() <= REFERENCE_WEIGHTS_VIA_DISK:
-        with tempfile.TemporaryDirectory() as tmp:
-            if model_dir is None:
-                model_dir = os.path.join(tmp, "model")
-                save_pretrained(model, model_dir)
-            hf = transformers.Qwen2ForCausalLM.from_pretrained(model_dir, **kw).to(p.device)
-    else:
-        hf_config = transformers.Qwen2Config.from_dict(config_to_hf(model.config, p.dtype))
-        with torch.device(p.device):
-            hf = transformers.Qwen2ForCausalLM._from_config(hf_config, **kw)
-        hf.load_state_dict(model.state_dict())
-    # Bidirectional: SDPA's is_causal flag comes from each attention module, and with no padding
-    # transformers builds no mask at all (it leaves causality to that flag). Checked by `check_bidirectional`.
-    for m in hf.modules():
-        if hasattr(m, "is_causal"):
-            m.is_causal = False
-    return hf.eval()
-
-
-def hf_forward(hf):
-    """x (B, T) -> raw logits (B, T, V) of the full sequence (no padding, no KV cache)."""
-    return lambda x: hf(input_ids=x, use_cache=False).logits
-
-
-@torch.no_grad()
-def check_bidirectional(forward, x):
-    """Raise unless changing the last token changes the first row's logits (a causal model cannot)."""
-    y = x.clone()
-    y[:, -1] = (y[:, -1] + 1) % 7
-    if torch.equal(forward(x)[:, 0], forward(y)[:, 0]):
-        raise RuntimeError("transformers' Qwen2 still attends causally; this transformers version needs another way to run it bidirectionally")
-
-
-class ReferenceModel(torch.nn.Module):
-    """transformers' model behind our forward's signature, so that `sample.diffusion_generate` drives it.
-    Like Dream's code it computes the LM head on every row, then keeps the asked ones (no padding)."""
-
-    def __init__(self, hf, config):
-        super().__init__()
-        self.hf, self.config = hf, config
-
-    def forward(self, idx, attention_mask=None, output_rows=None):
-        if attention_mask is not None:
-            raise ValueError("the reference runs unpadded prompts only")
-        logits = self.hf(input_ids=idx, use_cache=False).logits  # (B, T, V)
-        return logits if output_rows is None else logits[output_rows]
-
-
-# -----------------------------------------------------------------------------
 # workloads; each returns table rows (dicts)
 
 def decode_rows(cfg, dev, m, mask_id, label, ctx):
-    from decoders import fast_generate, generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
     ids = torch.randint(0, mask_id - 2, (B, P), generator=seeded(cfg.seed)).to(dev)
@@ -279,7 +220,6 @@ def decode_rows(cfg, dev, m, mask_id, label, ctx):
 
 
 def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
-    from sample import diffusion_generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
     ids = torch.randint(0, mask_id - 2, (B, P), generator=seeded(cfg.seed)).to(dev)
@@ -327,8 +267,6 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
 
 
 def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
-    from diffusion import apply_mask, diffusion_loss, sample_noise
-    from model import predictor_rows
     model, mask_id, label = random_model(cfg.train_model, dev, T, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
@@ -360,7 +298,6 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
 
 
 def grpo_rows(cfg, dev, ctx, peak_flops):
-    from train_grpo import grpo_loss, per_token_logps
     S, mb, P, C = cfg.grpo_sequences, cfg.grpo_micro_batch, cfg.grpo_prompt_len, cfg.grpo_completion_len
     model, mask_id, label = random_model(cfg.grpo_model, dev, P + C, cfg.seed)
     model.train()
@@ -472,7 +409,6 @@ def main(argv=None):
     if "decode" in names or "reference" in names:
         model_dir = None
         if cfg.out_dir:
-            from checkpoint import load_model
             m, tok, model_dir, _ = load_model(cfg.out_dir, dev, cfg.dtype)
             mask_id, label = tok.mask_token_id, with_size(cfg.out_dir.rstrip("/"), m)
         else:
