@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from configurator import load_json
 from model import ModelConfig, Transformer
 from tokenizer import Tokenizer, add_tokens_to_files
 
@@ -140,15 +141,13 @@ def load_hf_config(path):
     file = os.path.join(path, "config.json")
     if not os.path.isfile(file):
         raise FileNotFoundError(f"no config.json in '{path}'; pass a Hugging Face model directory (e.g. a downloaded apple/DiffuCoder-7B-Instruct) or one written by save_pretrained.")
-    with open(file) as f:
-        return json.load(f)
+    return load_json(file)
 
 
 def checkpoint_files(path):
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index):
-        with open(index) as f:
-            names = sorted(set(json.load(f)["weight_map"].values()))
+        names = sorted(set(load_json(index)["weight_map"].values()))
         files = [os.path.join(path, n) for n in names]
     else:
         files = [os.path.join(path, "model.safetensors")]
@@ -306,8 +305,7 @@ def latest_checkpoint(out_dir):
 
 
 def read_meta(ckpt_dir):
-    with open(os.path.join(ckpt_dir, "meta.json")) as f:
-        return json.load(f)
+    return load_json(os.path.join(ckpt_dir, "meta.json"))
 
 
 def load_training_state(ckpt_dir, model, optimizer, extra_models=None):
@@ -370,10 +368,7 @@ def load_model(path, device, dtype_str="bfloat16"):
     model_dir = resolve_model_dir(path)
     tok = Tokenizer.from_pretrained(model_dir)
     meta_file = os.path.join(model_dir, "meta.json")
-    meta = {}
-    if os.path.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
+    meta = load_json(meta_file) if os.path.isfile(meta_file) else {}
     if meta.get("tokenizer_identity", tok.identity) != tok.identity:
         raise ValueError(f"checkpoint {model_dir} was trained with tokenizer {meta['tokenizer_identity']} but its "
                          f"directory holds tokenizer {tok.identity}; copy the training tokenizer files next to the "

@@ -65,7 +65,7 @@ import torch
 
 from checkpoint import load_model, pick_model_dir, resolve_model_dir
 from common import autocast, completion_text, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
-from configurator import config_keys, configure, print_config, run_cli
+from configurator import config_keys, configure, load_json, print_config, run_cli
 from decoders import check_fast_options, generate
 from execution import extract_code, run_tests_batch, score_completions
 from sample import ar_generate
@@ -403,8 +403,7 @@ def prepare_results_dir(cfg, settings):
     os.makedirs(path, exist_ok=True)
     file = os.path.join(path, "settings.json")
     if os.path.isfile(file):
-        with open(file) as f:
-            old = json.load(f)
+        old = load_json(file)
         diff = {k: (old.get(k), settings.get(k)) for k in {**old, **settings} if old.get(k) != settings.get(k)}
         if diff:
             raise ValueError(f"{path} holds samples made with other settings (old, new): {diff}; "

@@ -20,7 +20,6 @@ Positions are predicted with the model's shift (row i predicts token i+1) and th
 a prediction, as in decoding.
 """
 
-import json
 import math
 import os
 import re
@@ -28,6 +27,7 @@ import re
 import torch
 
 from common import seeded
+from configurator import load_jsonl
 
 KINDS = ("name", "literal", "digit")  # copy-token kinds, in priority order when a token overlaps two spans
 INDUCTION_SPAN = 32  # tokens per random span (rows are 2 x span)
@@ -85,8 +85,7 @@ class Probes:
         from train_pretrain import sft_tensors
         if not os.path.isfile(path):
             raise FileNotFoundError(f"probe_file '{path}' not found; run `python prepare_data.py --kind=tasks` or set probe_file=''.")
-        with open(path, encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
+        records = [r for _, r in load_jsonl(path)]
         if not records or "entry_point" not in records[0]:
             raise ValueError(f"probe_file '{path}' needs task records with 'question', 'answer' and 'entry_point' fields.")
         records = [r for r in records if is_val(r["question"], val_fraction)][:n] or records[:n]

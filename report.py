@@ -4,7 +4,6 @@ The tiny pipeline's report: one markdown file with every number `bash run.sh` me
 It only reads what the stages wrote (their checkpoints' meta.json, eval.py's results.json, the logs
 run.sh keeps under out/report/), so it can be rerun at any time and never trains or decodes anything.
 """
-import json
 import os
 import platform
 import re
@@ -12,7 +11,7 @@ import sys
 import time
 
 from checkpoint import latest_checkpoint, read_meta
-from configurator import config_keys, configure, run_cli
+from configurator import config_keys, configure, load_json, run_cli
 
 # -----------------------------------------------------------------------------
 report_dir = "out/report"  # run.sh writes times.tsv and the stage logs here
@@ -37,8 +36,7 @@ def read_text(path):
 def read_json(path):
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return load_json(path)
 
 
 def read_times(path):

@@ -50,7 +50,6 @@ Simplifications and deliberate differences from Dream's code:
 """
 
 import html
-import json
 import math
 import sys
 import time
@@ -62,7 +61,7 @@ import torch.nn.functional as F
 
 from checkpoint import load_model, pick_model_dir
 from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
-from configurator import config_keys, configure, print_config, run_cli
+from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from diffusion import training_attention_mask
 from model import padding_position_ids, predictor_rows
 
@@ -404,11 +403,10 @@ def read_prompts(path, n):
     if not path:
         from tasks import generate_tasks
         return [t.question for t in generate_tasks("test", n, seed=0)]
+    if path.endswith(".jsonl"):
+        return [(r.get("question") or r["prompt"]) for _, r in load_jsonl(path)][:n]
     with open(path) as f:
-        if path.endswith(".jsonl"):
-            prompts = [(r.get("question") or r["prompt"]) for r in map(json.loads, filter(str.strip, f))]
-        else:
-            prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
+        prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
     return prompts[:n]
 
 

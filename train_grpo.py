@@ -49,7 +49,6 @@ How this relates to the paper and the official code:
    mostly negative, advantage) although the reward never saw them.
 """
 
-import json
 import math
 import os
 import sys
@@ -61,7 +60,7 @@ from checkpoint import (latest_checkpoint, load_training_state, read_tokenizer_f
                         save_checkpoint)
 from common import (Dist, autocast, build_model, completion_text, epoch_indices, left_pad, lr_at, make_optimizer,
                     resolve_dtype, seeded, set_grad_sync, stop_ids)
-from configurator import config_keys, configure, print_config, run_cli
+from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from eval import evaluate_tasks
 from execution import score_completions
 from model import predictor_rows
@@ -252,13 +251,10 @@ def read_task_records(path):
         raise FileNotFoundError(f"task file '{path}' not found; run `python prepare_data.py --kind=tasks` (tiny tasks) "
                                 f"or `python prepare_data.py --kind=acecode` (AceCode hard split).")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if line.strip():
-                r = json.loads(line)
-                if "question" not in r or not r.get("tests"):
-                    raise ValueError(f"{path} line {i + 1} needs a 'question' and a non-empty 'tests' list.")
-                records.append(r)
+    for i, r in load_jsonl(path):
+        if "question" not in r or not r.get("tests"):
+            raise ValueError(f"{path} line {i} needs a 'question' and a non-empty 'tests' list.")
+        records.append(r)
     if not records:
         raise ValueError(f"task file '{path}' is empty.")
     return records

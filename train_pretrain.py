@@ -33,7 +33,6 @@ gradient accumulation), and resuming from a checkpoint continues the run exactly
 is the step number.
 """
 
-import json
 import os
 import sys
 import time
@@ -45,7 +44,7 @@ from checkpoint import (latest_checkpoint, load_tokenizer, load_training_state, 
                         save_checkpoint)
 from common import (Dist, autocast, build_model, epoch_indices, lr_at, make_optimizer, matmul_flops, resolve_dtype,
                     seeded, set_grad_sync, sync)
-from configurator import config_keys, configure, print_config, run_cli
+from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
 from model import ModelConfig, padding_position_ids, predictor_rows
 from probes import format_probes
@@ -147,17 +146,11 @@ def sft_records(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) or pass a jsonl of question/answer records.")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if line.strip():
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path} line {i + 1} is not valid JSON ({e}); fix or remove that line.") from None
-                q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
-                if q is None or a is None:
-                    raise ValueError(f"{path} line {i + 1} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
-                records.append((q, a))
+    for i, r in load_jsonl(path):
+        q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
+        if q is None or a is None:
+            raise ValueError(f"{path} line {i} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
+        records.append((q, a))
     if not records:
         raise ValueError(f"sft_file '{path}' has no records.")
     return records
