@@ -11,13 +11,13 @@ import os
 
 import pytest
 import torch
+import transformers  # the reference (pinned in requirements.txt)
 
 from decoders import KVCache
 from checkpoint import load_pretrained, save_pretrained, write_hf_checkpoint
 from model import (ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
                    shift_logits)
 
-transformers = pytest.importorskip("transformers")  # test-time reference only (in requirements)
 
 CFG = dict(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128, max_seq_len=64, rope_theta=10000.0)
 

@@ -201,7 +201,7 @@ def test_adaptation_from_a_qwen_checkpoint_adds_diffucoder_tokens(tmp_path):
     data preparation and adaptation add <|beginoftext|>, <|mask|>, <|dlm_pad|> after the existing ids (as DiffuCoder's
     151665-151667), the embedding grows, the original ids and rows are unchanged, and transformers opens the result
     (tokenizer and model) with the same ids and the same logits as ours."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     from test_model import hf_logits
     from test_tokenizer import CASES, hf_tokenizer
     from checkpoint import load_pretrained
