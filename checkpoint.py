@@ -54,7 +54,8 @@ def load_pretrained(path, device=None, dtype=None):
             if key.endswith("rotary_emb.inv_freq") or (key == "lm_head.weight" and config.tie_word_embeddings):
                 continue
             if key not in expected:
-                raise ValueError(f"checkpoint {file} has unexpected tensor '{key}'; it is not a Qwen2/Dream checkpoint or its config.json does not match.")
+                raise ValueError(f"checkpoint {file} has unexpected tensor '{key}'; it is not a Qwen2/Dream "
+                                 f"checkpoint or its config.json does not match.")
             want = expected[key].shape
             if tuple(tensor.shape) != tuple(want):
                 raise ValueError(f"shape mismatch for '{key}' in {file}: checkpoint has {tuple(tensor.shape)}, "
@@ -64,7 +65,8 @@ def load_pretrained(path, device=None, dtype=None):
             seen.add(key)
     missing = sorted(set(expected) - seen)
     if missing:
-        raise ValueError(f"checkpoint in {path} is missing {len(missing)} tensors, e.g. '{missing[0]}'; the download is incomplete or the config does not match.")
+        raise ValueError(f"checkpoint in {path} is missing {len(missing)} tensors, e.g. '{missing[0]}'; the "
+                         f"download is incomplete or the config does not match.")
     if config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     return model.eval()
@@ -140,7 +142,8 @@ def assign_tensor(model, key, tensor):
 def load_hf_config(path):
     file = os.path.join(path, "config.json")
     if not os.path.isfile(file):
-        raise FileNotFoundError(f"no config.json in '{path}'; pass a Hugging Face model directory (e.g. a downloaded apple/DiffuCoder-7B-Instruct) or one written by save_pretrained.")
+        raise FileNotFoundError(f"no config.json in '{path}'; pass a Hugging Face model directory (e.g. a downloaded "
+                                f"apple/DiffuCoder-7B-Instruct) or one written by save_pretrained.")
     return load_json(file)
 
 
@@ -153,7 +156,8 @@ def checkpoint_files(path):
         files = [os.path.join(path, "model.safetensors")]
     for file in files:
         if not os.path.isfile(file):
-            raise FileNotFoundError(f"missing weight file {file}; the checkpoint in '{path}' is incomplete (only safetensors checkpoints are supported).")
+            raise FileNotFoundError(f"missing weight file {file}; the checkpoint in '{path}' is incomplete (only "
+                                    f"safetensors checkpoints are supported).")
     return files
 
 
@@ -165,7 +169,8 @@ def read_safetensors(file):
             for key in f.keys():
                 yield key, f.get_tensor(key)
     except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise ValueError(f"weight file {file} is unreadable (truncated or corrupted: {e}); re-download or re-save the checkpoint.") from None
+        raise ValueError(f"weight file {file} is unreadable (truncated or corrupted: {e}); re-download or re-save "
+                         f"the checkpoint.") from None
 
 
 _ARCHITECTURES = {"DreamModel", "Qwen2ForCausalLM", "Qwen2Model"}
@@ -181,8 +186,10 @@ def config_from_hf(hf):
     if theta is None:
         raise ValueError("config.json has neither 'rope_theta' nor 'rope_parameters.rope_theta'.")
     scaling = hf.get("rope_scaling") or {}
-    if scaling.get("type", scaling.get("rope_type", "default")) != "default" or rope.get("rope_type", "default") != "default":
-        raise ValueError("config.json asks for RoPE scaling, which this model does not implement; remove 'rope_scaling' to use the base context length.")
+    scaling_type = scaling.get("type", scaling.get("rope_type", "default"))
+    if scaling_type != "default" or rope.get("rope_type", "default") != "default":
+        raise ValueError("config.json asks for RoPE scaling, which this model does not implement; remove "
+                         "'rope_scaling' to use the base context length.")
     if hf.get("hidden_act", "silu") != "silu":
         raise ValueError(f"unsupported hidden_act '{hf['hidden_act']}' in config.json (only silu).")
     return ModelConfig(
@@ -342,7 +349,8 @@ def resolve_model_dir(path):
         return path
     ckpt = latest_checkpoint(path)
     if ckpt is None:
-        raise FileNotFoundError(f"'{path}' is neither a model directory (no config.json) nor a training out_dir with a checkpoint; "
+        raise FileNotFoundError(f"'{path}' is neither a model directory (no config.json) nor a training out_dir "
+                                f"with a checkpoint; "
                                 f"train one first or pass a downloaded Hugging Face directory.")
     return ckpt
 

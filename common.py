@@ -137,7 +137,8 @@ def epoch_indices(start, count, n, seed):
     for p in range(start, start + count):
         epoch, i = divmod(p, n)
         if epoch not in perms:
-            perms[epoch] = torch.randperm(n, generator=seeded(seed * 7919 + epoch))  # one key: the order of earlier runs
+            g = seeded(seed * 7919 + epoch)  # one key: the data order of the runs before seeded() existed
+            perms[epoch] = torch.randperm(n, generator=g)
         idx.append(perms[epoch][i].item())
     return idx
 
@@ -146,8 +147,8 @@ def make_optimizer(model, lr, betas, weight_decay):
     """AdamW (fused kernels, on CPU too) with weight decay on the matrices only, not on norms and biases."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                             lr=lr, betas=betas, fused=True)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
 
 
 def lr_at(step, max_lr, warmup_steps, total_steps, min_lr_ratio):

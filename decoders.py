@@ -158,7 +158,8 @@ def check_fast_options(max_new_tokens, steps, alg="entropy", alg_temp=0.0, block
               f"1: one token per step), got {threshold!r}")
         _need(alg != "origin", "threshold decoding ranks positions by confidence; use alg='entropy', "
                                "'maskgit_plus' or 'topk_margin', not 'origin'")
-        _need(alg_temp == 0, f"threshold decoding commits the most confident positions; set alg_temp=0 (got {alg_temp})")
+        _need(alg_temp == 0,
+              f"threshold decoding commits the most confident positions; set alg_temp=0 (got {alg_temp})")
     _need(cache in (None, "prefix", "dual"), f"cache must be None, 'prefix' or 'dual', got {cache!r}")
     _need(cache is None or block_length is not None,
           f"cache='{cache}' decodes block by block; set block_length too (e.g. 32)")

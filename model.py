@@ -112,7 +112,8 @@ class RMSNorm(nn.Module):
 
 def rope_cos_sin(position_ids, head_dim, theta):
     """fp32 cos, sin of shape (B, 1, T, head_dim) for the rotate-half layout."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim))
+    exponents = torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim
+    inv_freq = 1.0 / (theta ** exponents)  # (D/2,)
     freqs = position_ids[:, :, None].float() * inv_freq  # (B, T, D/2)
     emb = torch.cat([freqs, freqs], dim=-1)[:, None]  # (B, 1, T, D)
     return emb.cos(), emb.sin()
@@ -229,7 +230,8 @@ class Transformer(nn.Module):
             elif attention_mask.dim() == 4:
                 mask = attention_mask.bool()
             else:
-                raise ValueError(f"attention_mask must be (B, T) or (B, 1, T, T) (with a filled kv_cache: (B, 1, T, T_all)), "
+                raise ValueError(f"attention_mask must be (B, T) or (B, 1, T, T) (with a filled kv_cache: "
+                                 f"(B, 1, T, T_all)), "
                                  f"got shape {tuple(attention_mask.shape)}.")
         x = self.model.embed_tokens(idx)  # (B, T, C)
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype

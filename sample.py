@@ -49,7 +49,6 @@ Simplifications and deliberate differences from Dream's code:
    decoders.py, built from this file's pieces; the CLI uses them when one of their options is set.
 """
 
-import html
 import math
 import sys
 import time
@@ -64,12 +63,13 @@ from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtyp
 from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from diffusion import training_attention_mask
 from model import padding_position_ids, predictor_rows
+from order import global_ar_ness, local_ar_ness, order_ansi, order_html_doc, order_text, token_pieces
 
 # -----------------------------------------------------------------------------
 # model
-out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
+out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir (falls back to pretrain)
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 # prompt
 prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
 prompt_file = ""  # read the prompt from this file ('-' for stdin; .jsonl: the "question" of record prompt_index)
@@ -92,7 +92,7 @@ cache = None  # 'prefix' | 'dual': reuse keys/values within a block (needs block
 cache_refresh = None  # with cache: refill it every this many steps of a block (None: at the block's start only)
 seed = 1337
 # pictures and analysis
-show_order = False  # colour each generated token by the step that committed it (terminal; in a file: digits 0-9 under each line)
+show_order = False  # colour each token by the step that committed it (terminal; in a file: digits 0-9 under each line)
 order_html = ""  # also write that picture as HTML to this path
 analyze = False  # AR-ness and entropy-sink table instead of sampling
 analyze_file = ""  # prompts: .jsonl with "question" or "prompt" fields, or one prompt per line ('': tiny test tasks)
@@ -311,92 +311,6 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
 
 
 # -----------------------------------------------------------------------------
-# AR-ness (the paper's appendix A.2; the prompt counts as decoded left to right before step 1)
-
-def _check_order(order):
-    order = [int(p) for p in order]
-    if sorted(order) != list(range(len(order))):
-        raise ValueError("order must list each generated position 0..T-1 exactly once, in commit order")
-    return order
-
-
-def local_ar_ness(order, k):
-    """Fraction of steps whose token extends a run of k in-order commits: p_{t-i} = p_t - i, i = 1..k."""
-    order = _check_order(order)
-    seq = list(range(-k, 0)) + order  # k prompt positions (-k..-1) committed in order first
-    hits = sum(all(seq[t - i] == seq[t] - i for i in range(1, k + 1)) for t in range(k, len(seq)))
-    return hits / len(order)
-
-
-def global_ar_ness(order, k):
-    """Fraction of steps that commit one of the k leftmost still-masked positions."""
-    masked, hits = sorted(_check_order(order)), 0
-    for p in order:
-        hits += p in masked[:k]
-        masked.remove(p)
-    return hits / len(order)
-
-
-# -----------------------------------------------------------------------------
-# pictures of the decoding order
-
-PALETTE = ((80, 120, 255), (0, 200, 230), (60, 210, 90), (245, 200, 40), (255, 70, 60))  # early (blue) -> late (red)
-
-
-def step_colour(step, num_steps):
-    f = step / max(1, num_steps - 1) * (len(PALETTE) - 1)
-    a, b, w = PALETTE[int(f)], PALETTE[min(int(f) + 1, len(PALETTE) - 1)], f - int(f)
-    return tuple(round(a[c] + (b[c] - a[c]) * w) for c in range(3))
-
-
-def token_pieces(tok, ids):
-    """Each token's bytes (ids the tokenizer lacks, e.g. padded embedding rows, become b'?')."""
-    out = []
-    for i in ids:
-        try:
-            out.append(tok.token_bytes(int(i)))
-        except ValueError:
-            out.append(b"?")
-    return out
-
-
-def token_texts(tok, ids):
-    return [b.decode("utf-8", errors="replace") for b in token_pieces(tok, ids)]
-
-
-def order_ansi(tok, ids, steps, num_steps):
-    """The tokens coloured by commit step (24-bit ANSI), plus a legend line."""
-    body = "".join(f"\x1b[1;38;2;{r};{g};{b}m{text}\x1b[0m" for text, (r, g, b) in
-                   ((t, step_colour(int(s), num_steps)) for t, s in zip(token_texts(tok, ids), steps)))
-    legend = "".join(f"\x1b[38;2;{r};{g};{b}m\u2588\x1b[0m" for r, g, b in (step_colour(s, 21) for s in range(21)))
-    return f"{body}\n[step 0 {legend} step {num_steps - 1}]"
-
-
-def order_text(tok, ids, steps, num_steps):
-    """The same picture in plain text: under each line of the completion, one digit per character, the
-    tenth of the decoding (0: first steps ... 9: last steps) in which its token was committed."""
-    code, when = "", ""
-    for text, s in zip(token_texts(tok, ids), steps):
-        d = str(min(9, 10 * int(s) // max(1, num_steps)))
-        code += text
-        when += "".join("\n" if ch == "\n" else d for ch in text)
-    return "\n".join(f"{c}\n{w}" for c, w in zip(code.split("\n"), when.split("\n")) if c.strip())
-
-
-def order_html_doc(tok, samples, num_steps):
-    """An HTML page: one <pre> per sample, each token's background coloured by its commit step."""
-    blocks = []
-    for ids, steps, conf in samples:
-        spans = "".join(f'<span style="background:rgb{step_colour(int(s), num_steps)}" '
-                        f'title="step {int(s)}, confidence {float(c):.3f}">{html.escape(t)}</span>'
-                        for t, s, c in zip(token_texts(tok, ids), steps, conf))
-        blocks.append(f"<pre>{spans}</pre>")
-    return ("<!doctype html><meta charset='utf-8'><title>decoding order</title><body style='font:14px monospace'>"
-            f"<p>Background: the step that committed the token (blue = early, red = late; {num_steps} steps). "
-            f"Hover for the step and confidence.</p>{''.join(blocks)}</body>")
-
-
-# -----------------------------------------------------------------------------
 # the CLI
 
 def read_prompts(path, n):
@@ -418,23 +332,26 @@ def run_analysis(model, tok, cfg, prompts, encode, dev, ctx):
     cols = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
     cols = [c for c in cols if c <= N]
     rows = []
-    print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | " + " ".join(f"global@{k}" for k in range(1, 5)))
+    print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | "
+          + " ".join(f"global@{k}" for k in range(1, 5)))
     for temp in cfg.analyze_temperatures:
         g = seeded(cfg.seed, device=dev)
         local, glob, first = [[] for _ in range(4)], [[] for _ in range(4)], []
         for b in range(0, len(prompts), cfg.analyze_batch):
             ids, mask = left_pad([encode(p) for p in prompts[b:b + cfg.analyze_batch]], tok.pad_token_id, dev)
             with ctx:
-                _, h = diffusion_generate(model, ids, mask, max_new_tokens=N, steps=N, temperature=temp, top_p=cfg.top_p,
-                                          top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, eps=cfg.eps,
-                                          mask_token_id=tok.mask_token_id, generator=g, return_history=True)
+                _, h = diffusion_generate(model, ids, mask, max_new_tokens=N, steps=N, temperature=temp,
+                                          top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp,
+                                          eps=cfg.eps, mask_token_id=tok.mask_token_id, generator=g,
+                                          return_history=True)
             for r in range(ids.size(0)):
                 order = h.order(r)
                 for k in range(4):
                     local[k].append(local_ar_ness(order, k + 1))
                     glob[k].append(global_ar_ness(order, k + 1))
             first.append(h.first_confidence.float().cpu())
-        print(f"{temp:>5.2f} | " + " ".join(f"{fmean(v):7.3f}" for v in local) + " | " + " ".join(f"{fmean(v):8.3f}" for v in glob))
+        print(f"{temp:>5.2f} | " + " ".join(f"{fmean(v):7.3f}" for v in local) + " | "
+              + " ".join(f"{fmean(v):8.3f}" for v in glob))
         rows.append((temp, torch.cat(first).mean(0)))
     print(f"\nmean first-step confidence ({cfg.alg}) by distance from the prompt (higher = more confident; "
           "an 'entropy sink' peaks right after the prompt)")
@@ -448,7 +365,7 @@ def main(argv=None):
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
     steps = cfg.steps or cfg.max_new_tokens
-    fast = dict(block_length=cfg.block_length, threshold=cfg.threshold, cache=cfg.cache, cache_refresh=cfg.cache_refresh)
+    fast = {k: getattr(cfg, k) for k in decoders.FAST_OPTIONS}  # block_length, threshold, cache, cache_refresh
     decoders.check_fast_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
     dev = resolve_device(cfg.device)
     cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
@@ -457,7 +374,8 @@ def main(argv=None):
     run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts
     chat = cfg.chat if cfg.chat is not None else (run.get("mode") == "sft" or "estimator" in run)
     encode = (lambda q: tok.encode(tok.diffucoder_prompt(q))) if chat else tok.encode
-    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; chat template {'on' if chat else 'off'}")
+    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; "
+          f"chat template {'on' if chat else 'off'}")
     if cfg.analyze:
         return run_analysis(model, tok, cfg, read_prompts(cfg.analyze_file, cfg.analyze_n), encode, dev, ctx)
     text = cfg.prompt
@@ -472,11 +390,13 @@ def main(argv=None):
     block = cfg.block_length or cfg.max_new_tokens
     if cfg.threshold is None:
         schedule = commit_schedule(block, steps // (cfg.max_new_tokens // block), cfg.eps)
-        rule = f"tokens committed per step{' in each block' if cfg.block_length else ''}: {schedule[:6]}{' ...' if len(schedule) > 6 else ''}"
+        rule = (f"tokens committed per step{' in each block' if cfg.block_length else ''}: "
+                f"{schedule[:6]}{' ...' if len(schedule) > 6 else ''}")
     else:
         rule = f"every token with probability > {cfg.threshold} committed, at least one per step"
     cached = f", {cfg.cache} KV cache over blocks of {block}" if cfg.cache else ""
-    print(f"decoding {cfg.num_samples} x {cfg.max_new_tokens} tokens in {'at most ' if cfg.threshold else ''}{steps} steps "
+    print(f"decoding {cfg.num_samples} x {cfg.max_new_tokens} tokens in {'at most ' if cfg.threshold else ''}"
+          f"{steps} steps "
           f"({cfg.alg}, temperature {cfg.temperature}{cached}); {rule}")
     ids = torch.tensor([encode(text)] * cfg.num_samples, device=dev)
     g = seeded(cfg.seed, device=dev)
@@ -502,7 +422,8 @@ def main(argv=None):
     for b in range(cfg.num_samples):
         kept = cut_at_stop(out[b, P:].tolist(), stops)
         steps_b, conf_b = hist.steps[b, :len(kept)].tolist(), hist.confidence[b, :len(kept)].tolist()
-        print(f"--- sample {b + 1}/{cfg.num_samples} ({len(kept)} of {cfg.max_new_tokens} tokens before a stop token) ---")
+        print(f"--- sample {b + 1}/{cfg.num_samples} ({len(kept)} of {cfg.max_new_tokens} tokens before a stop "
+              f"token) ---")
         if not cfg.show_order:
             print(b"".join(token_pieces(tok, kept)).decode(errors="replace"))
         else:  # colours on a terminal, digits when the output goes to a file
@@ -513,7 +434,8 @@ def main(argv=None):
             f.write(order_html_doc(tok, pictures, steps))
         print(f"wrote {cfg.order_html}")
     n = cfg.num_samples * cfg.max_new_tokens
-    print(f"decoded {cfg.num_samples} x {cfg.max_new_tokens} tokens in {steps} steps ({forwards[0]} forwards): {dt:.2f} s, "
+    print(f"decoded {cfg.num_samples} x {cfg.max_new_tokens} tokens in {steps} steps ({forwards[0]} forwards): "
+          f"{dt:.2f} s, "
           f"{n / dt:,.1f} tok/s, {1000 * dt / max(1, forwards[0]):.1f} ms/forward")
 
 

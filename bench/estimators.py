@@ -30,7 +30,7 @@ draws = 16  # mask draws per estimator
 num_pairs = 1
 p_mask_prompt = 0.15
 batch_size = 16
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 device = "auto"
 seed = 0
 CONFIG_KEYS = config_keys(globals())
@@ -46,7 +46,8 @@ def main(argv=None):
     seqs = [(tok.encode(tok.diffucoder_prompt(t.question)), tok.encode(t.answer) + [tok.im_end_id]) for t in tasks]
     passes = {"coupled": 2 * cfg.num_pairs + 1, "decoupled": 2 * cfg.num_pairs + 1, "full_mask": 1, "d1": 1}
     target = max(passes.values())
-    print(f"model {model_dir}; {len(seqs)} completions (reference answers), {cfg.draws} draws, {target} forward passes per draw")
+    print(f"model {model_dir}; {len(seqs)} completions (reference answers), {cfg.draws} draws, "
+          f"{target} forward passes per draw")
     print(f"{'estimator':>10} | passes | mean seq log-lik | var across draws | std")
     for est, p in passes.items():
         repeat = target // p
@@ -65,8 +66,8 @@ def main(argv=None):
                 for r in range(repeat):
                     gens = [seeded(cfg.seed, k, r, b + i) for i in range(len(chunk))]
                     with torch.no_grad(), autocast(torch.device(dev).type, cfg.dtype):
-                        lp = per_token_logps(model, ids, attn, P, tok.mask_token_id, estimator=est, num_pairs=cfg.num_pairs,
-                                             p_mask_prompt=cfg.p_mask_prompt, generator=gens)
+                        lp = per_token_logps(model, ids, attn, P, tok.mask_token_id, estimator=est,
+                                             num_pairs=cfg.num_pairs, p_mask_prompt=cfg.p_mask_prompt, generator=gens)
                     total += (lp * cmask).sum(1)
                 values[b:b + len(chunk), k] = (total / repeat).cpu()
         var = values.var(dim=1).mean().item()

@@ -74,7 +74,8 @@ def main(argv=None):
         base = subprocess.run([sys.executable, "-c", "import resource, torch, safetensors, model; "
                                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)"],
                               capture_output=True, text=True, check=True, cwd=REPO_DIR)
-        print(f"checkpoint: {size:.2f} GiB on disk; a python process with torch imported: {float(base.stdout):.2f} GiB RSS")
+        print(f"checkpoint: {size:.2f} GiB on disk; a python process with torch imported: "
+              f"{float(base.stdout):.2f} GiB RSS")
         subprocess.run(child + shape + where + ["--role=load"], check=True, cwd=REPO_DIR)
 
 

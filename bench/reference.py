@@ -53,7 +53,8 @@ def check_bidirectional(forward, x):
     y = x.clone()
     y[:, -1] = (y[:, -1] + 1) % 7
     if torch.equal(forward(x)[:, 0], forward(y)[:, 0]):
-        raise RuntimeError("transformers' Qwen2 still attends causally; this transformers version needs another way to run it bidirectionally")
+        raise RuntimeError("transformers' Qwen2 still attends causally; this transformers version needs another way "
+                           "to run it bidirectionally")
 
 
 class ReferenceModel(torch.nn.Module):

@@ -60,7 +60,7 @@ from train_grpo import grpo_loss, per_token_logps
 # what to run
 workloads = "decode,reference,train,grpo"  # comma separated; [decode,train] also works
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 repeats = 3  # timed runs after one warm-up run; the fastest is reported
 seed = 0
 # models: a name in SHAPES or a dict of ModelConfig fields; None: 'tiny' on cpu, on cuda '7b' (decode,
@@ -95,17 +95,19 @@ CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
 SHAPES = {  # ModelConfig fields (max_seq_len is set per workload)
-    "tiny": dict(vocab_size=4096, n_layer=6, n_head=4, n_kv_head=2, n_embd=256, intermediate_size=768, rope_theta=10000.0,
-                 mask_token_id=4094),  # train_pretrain.py's default model
+    "tiny": dict(vocab_size=4096, n_layer=6, n_head=4, n_kv_head=2, n_embd=256, intermediate_size=768,
+                 rope_theta=10000.0, mask_token_id=4094),  # train_pretrain.py's default model
     "1.5b": dict(vocab_size=151936, n_layer=28, n_head=12, n_kv_head=2, n_embd=1536, intermediate_size=8960,
                  tie_word_embeddings=True, mask_token_id=151666),  # Qwen2.5-Coder-1.5B's shape
     "7b": dict(vocab_size=152064, n_layer=28, n_head=28, n_kv_head=4, n_embd=3584, intermediate_size=18944,
                mask_token_id=151666),  # DiffuCoder-7B's shape
 }
 DEVICE_DEFAULTS = {
-    "cpu": dict(model="tiny", train_model="tiny", grpo_model="tiny", train_rows=[("pretrain", 16, 256, 0), ("sft", 16, 192, 88)],
+    "cpu": dict(model="tiny", train_model="tiny", grpo_model="tiny",
+                train_rows=[("pretrain", 16, 256, 0), ("sft", 16, 192, 88)],
                 grpo_sequences=32, grpo_micro_batch=8, grpo_prompt_len=112, grpo_completion_len=64),
-    "cuda": dict(model="7b", train_model="1.5b", grpo_model="1.5b", train_rows=[("pretrain", 2, 4096, 0), ("sft", 8, 1024, 256)],
+    "cuda": dict(model="7b", train_model="1.5b", grpo_model="1.5b",
+                 train_rows=[("pretrain", 2, 4096, 0), ("sft", 8, 1024, 256)],
                  grpo_sequences=10, grpo_micro_batch=5, grpo_prompt_len=200, grpo_completion_len=256),
 }
 WORKLOADS = ("decode", "reference", "train", "grpo")
@@ -125,7 +127,8 @@ def shape_of(spec):
     if isinstance(spec, dict):
         return {"mask_token_id": spec.get("vocab_size", 2) - 2, **spec}, "custom"
     if spec not in SHAPES:
-        raise ValueError(f"model shape must be one of {', '.join(SHAPES)} or a dict of ModelConfig fields, got {spec!r}")
+        raise ValueError(f"model shape must be one of {', '.join(SHAPES)} or a dict of ModelConfig fields, "
+                         f"got {spec!r}")
     return SHAPES[spec], spec
 
 
@@ -140,7 +143,8 @@ def random_model(spec, dev, max_seq_len, seed):
 
 def with_size(label, model):
     n = model.num_params()
-    return f"{label} {n / 1e9:.2f}B" if n >= 1e9 else f"{label} {n / 1e6:.1f}M" if n >= 1e6 else f"{label} {n / 1e3:.0f}K"
+    size = f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+    return f"{label} {size}"
 
 
 def matmul_params(model):
@@ -153,7 +157,8 @@ def train_flops(model, rows, seq_len, head_rows):
     """FLOPs of forward + backward over `rows` sequences of seq_len tokens of which head_rows reach the LM head."""
     c = model.config
     body, head = matmul_params(model)
-    return 6 * body * rows * seq_len + 6 * head * head_rows + 12 * c.n_layer * c.n_head * c.head_dim * seq_len * rows * seq_len
+    attention = 12 * c.n_layer * c.n_head * c.head_dim * seq_len  # per token: the scores and their backward
+    return 6 * body * rows * seq_len + 6 * head * head_rows + attention * rows * seq_len
 
 
 def best_time(fn, repeats, dev):
@@ -233,8 +238,8 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
 
     def ours():
         with ctx:
-            return diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p, alg=cfg.alg,
-                                      mask_token_id=mask_id)
+            return diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                      alg=cfg.alg, mask_token_id=mask_id)
 
     def reference():
         with ctx:
@@ -250,8 +255,8 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
         verdict += f" in {cfg.dtype}; in float32 "
         try:
             m.float(), hf.float()  # (the last use of both models)
-            out32 = diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p, alg=cfg.alg,
-                                       mask_token_id=mask_id)
+            out32 = diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                       alg=cfg.alg, mask_token_id=mask_id)
             ref32 = diffusion_generate(ref_model, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
                                        alg=cfg.alg, mask_token_id=mask_id)
             same32 = int((out32 == ref32).all(dim=1).sum())
@@ -262,7 +267,8 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
     note = f"{verdict}; max |logit diff| {logit_diff:.1e}"
     return [dict(row, setting="ours, greedy", seconds=t_ours, throughput=f"{B * N / t_ours:,.1f} tok/s", peak=peak,
                  notes=f"ours/reference time {t_ours / t_ref:.2f} ({t_ref / t_ours:.1f}x faster)"),
-            dict(row, setting="transformers' Qwen2, same loop", seconds=t_ref, throughput=f"{B * N / t_ref:,.1f} tok/s", peak=peak,
+            dict(row, setting="transformers' Qwen2, same loop", seconds=t_ref, throughput=f"{B * N / t_ref:,.1f} tok/s",
+                 peak=peak,
                  notes=note)]
 
 
@@ -292,9 +298,10 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     secs, _ = best_time(step, cfg.repeats, dev)
     flops = train_flops(model, B, T, int(masked.sum()))
     trainer = model.flops_per_token(T) * B * T
+    notes = f"{int(masked.sum())} masked rows; trainer's count: mfu {100 * trainer / secs / peak_flops:.0f}%"
     return [dict(workload="train", setting=name + (", compiled" if cfg.compile else ""), shape=label, dtype=cfg.dtype,
-                 size=f"{B} x {T}", seconds=secs, throughput=f"{B * T / secs:,.0f} tok/s", mfu=flops / secs / peak_flops,
-                 peak=peak_gib(dev), notes=f"{int(masked.sum())} masked rows; trainer's count: mfu {100 * trainer / secs / peak_flops:.0f}%")]
+                 size=f"{B} x {T}", seconds=secs, throughput=f"{B * T / secs:,.0f} tok/s",
+                 mfu=flops / secs / peak_flops, peak=peak_gib(dev), notes=notes)]
 
 
 def grpo_rows(cfg, dev, ctx, peak_flops):
@@ -331,7 +338,8 @@ def grpo_rows(cfg, dev, ctx, peak_flops):
     step()
     secs, _ = best_time(step, cfg.repeats, dev)
     flops = train_flops(model, 3 * S, P + C, 2 * S * C)  # 3 passes; each completion token scored in 2 of them
-    return [dict(workload="grpo", setting=f"coupled, micro-batch {mb}", shape=label, dtype=cfg.dtype, size=f"{S} x ({P} + {C})",
+    return [dict(workload="grpo", setting=f"coupled, micro-batch {mb}", shape=label, dtype=cfg.dtype,
+                 size=f"{S} x ({P} + {C})",
                  seconds=secs, throughput=f"{S / secs:,.2f} seq/s", mfu=flops / secs / peak_flops, peak=peak_gib(dev),
                  notes=f"{3 * S} rows of {P + C} tokens through the model, {S * (P + C) / secs:,.0f} tok/s")]
 
@@ -390,7 +398,8 @@ def main(argv=None):
     print_config(cfg)
     ctx = autocast(dev_type, cfg.dtype)
     peak_flops = matmul_flops(dev, cfg.dtype, n=4096 if dev_type == "cuda" else 1024)
-    print(f"{dev} ({torch.get_num_threads()} threads), {cfg.dtype}; measured matmul peak {peak_flops / 1e12:.2f} TFLOP/s; "
+    print(f"{dev} ({torch.get_num_threads()} threads), {cfg.dtype}; "
+          f"measured matmul peak {peak_flops / 1e12:.2f} TFLOP/s; "
           f"workloads {', '.join(names)}", flush=True)
     rows = []
 
@@ -402,8 +411,9 @@ def main(argv=None):
             new = [dict(workload=workload, setting=setting, dtype=cfg.dtype, peak=peak_gib(dev), notes="out of memory")]
         free(dev)
         for r in new:
-            print(f"{r['workload']} | {r['setting']} | " + (f"{r['seconds']:.3f} s | {r['throughput']} | " if "seconds" in r else "")
-                  + (f"mfu {100 * r['mfu']:.0f}% | " if "mfu" in r else "") + r.get("notes", ""), flush=True)
+            timing = f"{r['seconds']:.3f} s | {r['throughput']} | " if "seconds" in r else ""
+            mfu = f"mfu {100 * r['mfu']:.0f}% | " if "mfu" in r else ""
+            print(f"{r['workload']} | {r['setting']} | {timing}{mfu}{r.get('notes', '')}", flush=True)
         rows.extend(new)
 
     if "decode" in names or "reference" in names:

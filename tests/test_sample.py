@@ -23,8 +23,8 @@ from common import left_pad
 from decoders import fast_generate, generate
 from model import ModelConfig, Transformer
 import sample
-from sample import (ALGS, commit_schedule, diffusion_generate, filter_logits, global_ar_ness, local_ar_ness, main,
-                    sample_tokens)
+from order import global_ar_ness, local_ar_ness, order_text
+from sample import ALGS, commit_schedule, diffusion_generate, filter_logits, main, sample_tokens
 
 V, MASK = 64, 63
 CFG = dict(vocab_size=V, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64, max_seq_len=48,
@@ -499,7 +499,7 @@ def test_order_text_puts_the_tenth_of_the_decoding_under_each_character():
         def token_bytes(self, i):
             return self.pieces[i]
     # committed at steps 0..5 of 7 -> tenths 0, 1, 2, 4, 5, 7 (10 * step // 7)
-    assert sample.order_text(Tok(), list(range(7)), list(range(7)), 7) == (
+    assert order_text(Tok(), list(range(7)), list(range(7)), 7) == (
         "def f():\n"
         "00011222\n"
         "    return 1\n"
