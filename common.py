@@ -1,32 +1,19 @@
 """
-What train_pretrain.py and train_grpo.py share: distributed setup (single process, torchrun DDP,
-FSDP2), the learning-rate schedule, precision contexts, MFU, and atomic checkpoints.
-
-A checkpoint is a directory `out_dir/ckpt-{step:06d}/` that is at the same time a Hugging Face
-model directory (config.json + model.safetensors + the tokenizer files), so sample.py and eval.py
-open it directly, plus `optimizer.pt` and `meta.json` (resolved config, step, data cursor,
-tokenizer identity; no RNG state: every random draw comes from a generator seeded by the step). It
-is written to `ckpt-XXXXXX.tmp` and renamed when complete, so a crash never leaves a half-written
-checkpoint behind; the last `keep_last` are kept.
+What the scripts share: distributed setup (single process, torchrun DDP, FSDP2), the learning-rate
+schedule, precision contexts, MFU, prompts and completions (left padding, stop tokens), and building the
+training model. Checkpoints are in checkpoint.py.
 """
 
 import contextlib
-import json
 import math
 import os
-import re
-import shutil
 import time
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
-from model import write_hf_checkpoint
-
-TOKENIZER_FILES = ("tokenizer.tiktoken", "tokenizer_meta.json", "tokenizer.json", "vocab.json", "merges.txt",
-                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
-
+from checkpoint import config_from_hf, load_hf_config, load_pretrained
+from model import Transformer
 
 # -----------------------------------------------------------------------------
 # device, precision, distributed
@@ -133,6 +120,15 @@ def autocast(device_type, dtype):
     return torch.autocast(device_type=device_type, dtype=getattr(torch, dtype))
 
 
+def seeded(*keys, device="cpu"):
+    """A torch.Generator on `device` seeded by a tuple of ints, e.g. (seed, step, sequence): every random
+    draw of the project comes from one of these, never from the global RNG."""
+    s = 0
+    for k in keys:
+        s = (s * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator(device=device).manual_seed(s)
+
+
 def epoch_indices(start, count, n, seed):
     """Indices into a dataset of n items for the global sample numbers start .. start+count-1:
     epochs over a permutation reshuffled per epoch (seeded by (seed, epoch)), so the data cursor is
@@ -141,7 +137,8 @@ def epoch_indices(start, count, n, seed):
     for p in range(start, start + count):
         epoch, i = divmod(p, n)
         if epoch not in perms:
-            perms[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+            g = seeded(seed * 7919 + epoch)  # one key: the data order of the runs before seeded() existed
+            perms[epoch] = torch.randperm(n, generator=g)
         idx.append(perms[epoch][i].item())
     return idx
 
@@ -150,8 +147,8 @@ def make_optimizer(model, lr, betas, weight_decay):
     """AdamW (fused kernels, on CPU too) with weight decay on the matrices only, not on norms and biases."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                             lr=lr, betas=betas, fused=True)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
 
 
 def lr_at(step, max_lr, warmup_steps, total_steps, min_lr_ratio):
@@ -193,139 +190,35 @@ def sync(device):
 
 
 # -----------------------------------------------------------------------------
-# checkpoints
+# prompts and completions
 
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def full_state_dicts(model, optimizer):
-    """Full (unsharded) model and optimizer state dicts, on CPU, keyed by parameter name.
-    Collective under FSDP: every rank must call it."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    msd = get_model_state_dict(model, options=options)
-    osd = get_optimizer_state_dict(model, optimizer, options=options) if optimizer is not None else None
-    return msd, osd
+def left_pad(seqs, pad_id, device):
+    """List of id lists -> (input_ids, attention_mask) (B, T), left-padded to the longest."""
+    T = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad_id] * (T - len(s)) + list(s) for s in seqs], device=device)
+    mask = torch.tensor([[0] * (T - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, mask
 
 
-def save_checkpoint(out_dir, step, model, optimizer, meta, tokenizer_files, d, keep_last=2, extra_models=None):
-    """Atomically write out_dir/ckpt-{step}/. Collective (all ranks call it; rank 0 writes).
-    tokenizer_files: read_tokenizer_files() of the run's tokenizer, read at start-up (the directory it came
-    from may be a checkpoint that keep_last removes). extra_models: {name: module} saved as
-    `{name}.safetensors` (e.g. GRPO's reference model)."""
-    msd, osd = full_state_dicts(model, optimizer)
-    extras = {name: full_state_dicts(m, None)[0] for name, m in (extra_models or {}).items()}
-    if d.master:
-        from safetensors.torch import save_file
-        final = os.path.join(out_dir, f"ckpt-{step:06d}")
-        tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        write_hf_checkpoint(msd, model.config, tmp)
-        for name, sd in extras.items():
-            save_file({k: v.contiguous() for k, v in sd.items()}, os.path.join(tmp, f"{name}.safetensors"))
-        write_tokenizer_files(tokenizer_files, tmp)
-        if osd is not None:
-            torch.save(osd, os.path.join(tmp, "optimizer.pt"))
-        with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump(dict(meta, step=step), f, indent=1, default=_json_default)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        for old in list_checkpoints(out_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
-    d.barrier()
+def stop_ids(tok):
+    """The ids that end a completion (those of <|im_end|>, <|dlm_pad|>, <|endoftext|> the tokenizer has)."""
+    return [tok.special_tokens[s] for s in ("<|im_end|>", "<|dlm_pad|>", "<|endoftext|>") if s in tok.special_tokens]
 
 
-def read_tokenizer_files(src_dir):
-    """{file name: bytes} of the tokenizer files in src_dir."""
-    files = {}
-    for name in TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(src_dir, name)):
-            with open(os.path.join(src_dir, name), "rb") as f:
-                files[name] = f.read()
-    if not files:
-        raise FileNotFoundError(f"no tokenizer files in '{src_dir}'; run prepare_data.py first.")
-    return files
+def cut_at_stop(ids, stops):
+    """Generated ids up to (excluding) the first end-of-turn / <|dlm_pad|> / EOS."""
+    ids = [int(i) for i in ids]
+    return ids[:min([ids.index(s) for s in stops if s in ids], default=len(ids))]
 
 
-def write_tokenizer_files(files, dst_dir):
-    for name, data in files.items():
-        with open(os.path.join(dst_dir, name), "wb") as f:
-            f.write(data)
-
-
-def load_tokenizer(src_dir):
-    """(tokenizer, its files {name: bytes}, added) from src_dir, with DiffuCoder's diffusion tokens added when it lacks
-    them (a Qwen2.5 tokenizer gets <|mask|> 151666 and <|dlm_pad|> 151667; see Tokenizer.with_diffusion_tokens);
-    added = {name: id} of the new tokens, already written into the files."""
-    from tokenizer import Tokenizer, add_tokens_to_files
-    tok, added = Tokenizer.from_pretrained(src_dir).with_diffusion_tokens()
-    files = read_tokenizer_files(src_dir)
-    return tok, add_tokens_to_files(files, tok, added) if added else files, added
-
-
-def list_checkpoints(out_dir):
-    """Complete checkpoints (those with a meta.json), oldest first."""
-    if not os.path.isdir(out_dir):
-        return []
-    names = sorted(n for n in os.listdir(out_dir) if re.fullmatch(r"ckpt-\d{6}", n))
-    return [os.path.join(out_dir, n) for n in names if os.path.isfile(os.path.join(out_dir, n, "meta.json"))]
-
-
-def latest_checkpoint(out_dir):
-    ckpts = list_checkpoints(out_dir)
-    return ckpts[-1] if ckpts else None
-
-
-def read_meta(ckpt_dir):
-    with open(os.path.join(ckpt_dir, "meta.json")) as f:
-        return json.load(f)
-
-
-def load_training_state(ckpt_dir, model, optimizer, extra_models=None):
-    """Load weights and optimizer state (and `extra_models`, saved by save_checkpoint) from a
-    checkpoint into (optionally wrapped/sharded) models. Every rank reads the files; returns meta.json."""
-    from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
-    from model import checkpoint_files
-    options = StateDictOptions(full_state_dict=True)
-
-    def load_weights(m, files):
-        sd = {}
-        for file in files:
-            sd.update(load_file(file))
-        if m.config.tie_word_embeddings:
-            sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
-        set_model_state_dict(m, sd, options=options)
-
-    load_weights(model, checkpoint_files(ckpt_dir))
-    for name, m in (extra_models or {}).items():
-        load_weights(m, [os.path.join(ckpt_dir, f"{name}.safetensors")])
-    if optimizer is not None:
-        osd = torch.load(os.path.join(ckpt_dir, "optimizer.pt"), map_location="cpu", weights_only=False)
-        set_optimizer_state_dict(model, optimizer, osd, options=options)
-    return read_meta(ckpt_dir)
+def completion_text(tok, ids):
+    """The text of a generated completion: cut at the first stop token, without ids past the
+    tokenizer's vocabulary (the padded embedding rows, which an under-trained model can sample)."""
+    return tok.decode([i for i in cut_at_stop(ids, stop_ids(tok)) if i < tok.vocab_size])
 
 
 # -----------------------------------------------------------------------------
 # models
-
-def resolve_model_dir(path):
-    """A model directory: an HF directory (has config.json), or a training out_dir, in which case
-    its latest complete checkpoint."""
-    if os.path.isfile(os.path.join(path, "config.json")):
-        return path
-    ckpt = latest_checkpoint(path)
-    if ckpt is None:
-        raise FileNotFoundError(f"'{path}' is neither a model directory (no config.json) nor a training out_dir with a checkpoint; "
-                                f"train one first or pass a downloaded Hugging Face directory.")
-    return ckpt
-
 
 def build_model(d, parallel, activation_checkpointing=False, init_dir=None, config=None, seed=0, min_vocab_size=0):
     """Create the training model: from `config` (random init, identical on every rank) or loaded from
@@ -334,11 +227,10 @@ def build_model(d, parallel, activation_checkpointing=False, init_dir=None, conf
     copy of the checkpoint, not one per rank. A loaded model with fewer than min_vocab_size embedding rows
     (tokens were added to its tokenizer) grows to that many, rounded up to a multiple of 64 (Transformer.
     resize_token_embeddings). Returns (raw_model, module_to_call)."""
-    from model import Transformer, config_from_hf, load_hf_config
     rows = (min_vocab_size + 63) // 64 * 64
 
     def load(device):
-        model = Transformer.from_pretrained(init_dir, device=device, dtype=torch.float32)
+        model = load_pretrained(init_dir, device=device, dtype=torch.float32)
         if model.config.vocab_size < min_vocab_size:
             model.resize_token_embeddings(rows)
         return model

@@ -13,10 +13,14 @@ Rules: unknown keys (in a file or on the command line) are errors that suggest t
 key; values are parsed as Python literals; an int may be given for a float; a key whose default
 is None takes any literal; otherwise the type must match the default's. Config paths are tried
 relative to the working directory, then to this repository, so scripts work from anywhere.
+
+`run_cli` prints a user error as one line, `error: ...`; `load_json` / `load_jsonl` read JSON files with
+errors that name the file and the line.
 """
 
 import ast
 import difflib
+import json
 import os
 import sys
 import types
@@ -109,6 +113,30 @@ def print_config(cfg):
     width = max(len(k) for k in vars(cfg))
     for k, v in vars(cfg).items():
         print(f"  {k:<{width}} = {v!r}")
+
+
+def load_json(path):
+    """json.load of a file; malformed JSON raises a one-line ConfigError that names the file and the line."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path} line {e.lineno}: malformed JSON ({e.msg}); fix or regenerate the file") from None
+
+
+def load_jsonl(path):
+    """The records of a .jsonl file as (line number, record) pairs, blank lines skipped; a malformed line raises
+    a one-line ConfigError that names the file and the line."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append((i, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path} line {i}: malformed JSON ({e.msg}); fix or remove that line") from None
+    return records
 
 
 def run_cli(main):

@@ -32,7 +32,8 @@ def sample_noise(batch_size, seq_len, eps=1e-3, generator=None, device=None):
 
 
 def apply_mask(x, maskable, t, u, mask_token_id):
-    """x (B, T) clean tokens, maskable (B, T) bool -> (x_t, masked): masked = (u < t) & maskable, position 0 excluded."""
+    """x (B, T) clean tokens, maskable (B, T) bool -> (x_t, masked): masked = (u < t) & maskable,
+    position 0 excluded."""
     masked = (u < t[:, None]) & maskable
     masked[:, 0] = False
     x_t = torch.where(masked, torch.full_like(x, mask_token_id), x)

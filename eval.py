@@ -63,11 +63,12 @@ from types import SimpleNamespace
 
 import torch
 
-from common import autocast, resolve_device, resolve_dtype, resolve_model_dir
-from configurator import config_keys, configure, print_config, run_cli
-from execution import extract_code, format_reward, run_tests_batch
-from sample import (ar_generate, check_decoding_options, completion_text, diffusion_generate, left_pad, load_model,
-                    pick_model_dir, stop_ids)
+from checkpoint import load_model, pick_model_dir, resolve_model_dir
+from common import autocast, completion_text, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
+from configurator import config_keys, configure, load_json, print_config, run_cli
+from decoders import check_fast_options, generate
+from execution import extract_code, run_tests_batch, score_completions
+from sample import ar_generate
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
@@ -157,9 +158,9 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
     its first <|im_end|> / <|dlm_pad|> / EOS and decoded to text. `prefill` is appended to every prompt (the start
     of the answer) and is not part of the returned text. Prompts are batched by length and left-padded; decoding
     draws from one torch.Generator seeded by `seed`, on the model's device. block_length, threshold and cache
-    are diffusion_generate's (None: exact Dream decoding); decoder='ar' decodes left to right (ar_generate) instead."""
+    are decoders.py's (None: exact Dream decoding, sample.diffusion_generate); decoder='ar' decodes left to right (ar_generate) instead."""
     dev = next(model.parameters()).device
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    gen = seeded(seed, device=dev)
     ids = [tok.encode(p + prefill) for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out, t0 = [None] * len(ids), time.perf_counter()
@@ -171,10 +172,10 @@ def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, tem
                 seqs = ar_generate(model, x, mask, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                    top_k=top_k, generator=gen, stop_ids=stop_ids(tok))
             else:
-                seqs = diffusion_generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
-                                          temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
-                                          mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
-                                          threshold=threshold, cache=cache)  # (B, P + N)
+                seqs = generate(model, x, mask, max_new_tokens=max_new_tokens, steps=steps or max_new_tokens,
+                                temperature=temperature, top_p=top_p, top_k=top_k, alg=alg, alg_temp=alg_temp,
+                                mask_token_id=tok.mask_token_id, generator=gen, block_length=block_length,
+                                threshold=threshold, cache=cache)  # (B, P + N)
         for r, i in enumerate(rows):
             out[i] = completion_text(tok, seqs[r, x.size(1):].tolist())
         if progress:
@@ -186,27 +187,18 @@ def _field(task, name, default=None):
     return task.get(name, default) if isinstance(task, dict) else getattr(task, name, default)
 
 
-def score_reward_style(completions, tests, timeout_s=5.0, workers=None, packages=False):
-    """Each completion as GRPO's reward sees it: the format must hold (format_reward == 1), then the extracted
-    code runs against its tests. Returns (format_ok, fraction of tests passed) per completion."""
-    ok = [format_reward(c) == 1.0 for c in completions]
-    results = iter(run_tests_batch([(extract_code(c), t) for c, t, good in zip(completions, tests, ok) if good],
-                                   timeout_s, workers, packages))
-    return [(good, next(results).pass_rate if good else 0.0) for good in ok]
-
-
 def reward_summary(scored, n):
-    """pass@k, format_rate and mean_test_pass_fraction of score_reward_style's output (n samples per task, task
-    after task), and the number of samples of each task that pass all their tests."""
-    correct = [sum(f == 1.0 for _, f in scored[i:i + n]) for i in range(0, len(scored), n)]
-    return {**pass_at_ks(n, correct), "format_rate": sum(ok for ok, _ in scored) / len(scored),
-            "mean_test_pass_fraction": sum(f for _, f in scored) / len(scored)}, correct
+    """pass@k, format_rate and mean_test_pass_fraction of execution.score_completions' output (n samples per
+    task, task after task), and the number of samples of each task that pass all their tests."""
+    correct = [sum(code == 1.0 for _, code in scored[i:i + n]) for i in range(0, len(scored), n)]
+    return {**pass_at_ks(n, correct), "format_rate": sum(f == 1.0 for f, _ in scored) / len(scored),
+            "mean_test_pass_fraction": sum(code for _, code in scored) / len(scored)}, correct
 
 
 def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=None, temperature=0.0, top_p=None,
                    alg="entropy", batch_size=8, seed=0, dtype="bfloat16", timeout_s=5.0, workers=None, packages=False):
     """Generate n_samples completions per task (objects or dicts with .question and .tests, e.g. tiny Tasks)
-    from tok.diffucoder_prompt(question) and score them as the reward does (score_reward_style). Returns
+    from tok.diffucoder_prompt(question) and score them as the reward does (execution.score_completions). Returns
     {"pass@1", "pass@5", "pass@10" (those <= n_samples): mean over tasks of the unbiased estimator, a sample
      passing when all its tests pass; "format_rate": fraction of samples with format reward 1;
      "mean_test_pass_fraction": mean fraction of tests passed (0 without the format: the code reward);
@@ -219,12 +211,12 @@ def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=
     completions = generate_completions(model, tok, prompts, max_new_tokens=max_new_tokens, steps=steps,
                                        temperature=temperature, top_p=top_p, alg=alg, batch_size=batch_size,
                                        seed=seed, dtype=dtype)
-    scored = score_reward_style(completions, [_field(t, "tests") for t in tasks for _ in range(n)], timeout_s, workers,
+    scored = score_completions(completions, [_field(t, "tests") for t in tasks for _ in range(n)], timeout_s, workers,
                                 packages)
     metrics, correct = reward_summary(scored, n)
     per_task = [{"task_id": _field(t, "task_id", i), "correct": correct[i], "pass@1": correct[i] / n,
-                 "format_ok": sum(ok for ok, _ in scored[i * n:(i + 1) * n]),
-                 "test_pass_fraction": sum(f for _, f in scored[i * n:(i + 1) * n]) / n,
+                 "format_ok": sum(f == 1.0 for f, _ in scored[i * n:(i + 1) * n]),
+                 "test_pass_fraction": sum(code for _, code in scored[i * n:(i + 1) * n]) / n,
                  "completions": completions[i * n:(i + 1) * n]} for i, t in enumerate(tasks)]
     return {**metrics, "per_task": per_task}
 
@@ -342,7 +334,7 @@ def score(cfg, problems, rows):
     n, flat = cfg.n_samples, [r for rs in rows for r in rs]
     packages = cfg.benchmark != "tiny" if cfg.exec_packages is None else cfg.exec_packages
     if cfg.benchmark == "tiny":
-        scored = score_reward_style([r["completion"] for r in flat], [p["tests"] for p in problems for _ in range(n)],
+        scored = score_completions([r["completion"] for r in flat], [p["tests"] for p in problems for _ in range(n)],
                                     cfg.timeout_s, cfg.workers, packages)
         metrics, correct = reward_summary(scored, n)
         return {"tiny": metrics}, [{"task_id": p["task_id"], "family": p["family"], "template": p["template"], "correct": c}
@@ -411,8 +403,7 @@ def prepare_results_dir(cfg, settings):
     os.makedirs(path, exist_ok=True)
     file = os.path.join(path, "settings.json")
     if os.path.isfile(file):
-        with open(file) as f:
-            old = json.load(f)
+        old = load_json(file)
         diff = {k: (old.get(k), settings.get(k)) for k in {**old, **settings} if old.get(k) != settings.get(k)}
         if diff:
             raise ValueError(f"{path} holds samples made with other settings (old, new): {diff}; "
@@ -444,7 +435,7 @@ def plan(cfg):
     N = cfg.max_new_tokens or (64 if tiny else 512)
     style = "chat" if tiny else cfg.prompt_style
     fast = {k: getattr(cfg, k) for k in ("block_length", "threshold", "cache") if getattr(cfg, k) is not None}
-    check_decoding_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
+    check_fast_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
     if cfg.decoder not in ("diffusion", "ar"):
         raise ValueError(f"decoder must be 'diffusion' or 'ar', got '{cfg.decoder}'")
     if cfg.decoder == "ar":

@@ -1,7 +1,7 @@
 """The one place where untrusted generated code runs: a contained process per program, and the rewards.
 
 Design. `run_tests(program, tests)` runs ONE contained process per program (the official code starts
-one `python3 -c program+assert` per assert, see bench_execution.py). A harness in it execs the program
+one `python3 -c program+assert` per assert, see bench/sandbox.py). A harness in it execs the program
 in a fresh `__main__`, then each test (one assert statement, compiled before the program runs) on its
 own, catching everything including SystemExit, so a failing test hides no other.
 A test passes only if the harness saw its exec return. Results travel over a private pipe as lines
@@ -768,8 +768,12 @@ def extract_code(completion: str):
     return match.group(1) if match else None
 
 
-def code_reward(completion: str, tests: list, timeout_s: float = 5.0, packages=False) -> float:
-    """Fraction of `tests` that pass, computed only when format_reward(completion) == 1.0, else 0."""
-    if format_reward(completion) != 1.0:
-        return 0.0
-    return run_tests(extract_code(completion), tests, timeout_s, packages).pass_rate
+def score_completions(completions, tests, timeout_s=5.0, workers=None, packages=False):
+    """The rewards of each completion, as GRPO trains on them and eval.py reports them: a list of
+    (format reward (format_reward: 1, 0.5 or 0), code reward (the fraction of its `tests` that the
+    extracted code passes; 0 unless the format reward is 1)). The programs run in parallel
+    (run_tests_batch). train_grpo.py's reward is code_weight x code + format_weight x format."""
+    fmt = [format_reward(c) for c in completions]
+    jobs = [(extract_code(c), t) for c, t, f in zip(completions, tests, fmt) if f == 1.0]
+    results = iter(run_tests_batch(jobs, timeout_s, workers, packages))
+    return [(f, next(results).pass_rate if f == 1.0 else 0.0) for f in fmt]

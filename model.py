@@ -10,26 +10,22 @@ Module names equal the Hugging Face Qwen2 checkpoint keys (`model.layers.0.self_
 so loading and saving is a plain state-dict copy with shape checks.
 
 The shift: like its AR parent, the network's output row i is the prediction for token i+1.
-`model(idx)` returns exactly that (raw, as the HF checkpoint computes it). Every consumer that wants
-"row i predicts token i" (the masked-diffusion loss, the sampler, the GRPO log-probs) calls
-`shift_logits`, the one place where the convention lives. Position 0 has no predictor, so the
-forward process never masks it.
+`model(idx)` returns exactly that (raw, as the HF checkpoint computes it). The consumers that score
+masked positions (the masked-diffusion loss, the decoders, the GRPO log-probs) pass
+`output_rows=predictor_rows(masked)`: the LM head then runs only on the rows that predict a masked
+token. `shift_logits` re-aligns full (B, T, V) logits instead (the tests compare against it).
+Position 0 has no predictor, so the forward process never masks it.
 
 Notes:
 1. With a (B, T) padding mask we build Dream's (B,1,T,T) outer-AND mask, except that a padding
    query also attends to itself, so its (unused) output is finite instead of NaN. Real tokens
    never see padding, so their outputs are unchanged.
 2. A (B,1,T,T) boolean mask can be passed directly (AR->diffusion attention annealing uses it).
-3. `Transformer.from_pretrained` builds the model on the meta device and assigns the checkpoint
-   tensors shard by shard: a bf16 7B checkpoint never exists as an fp32 copy in host RAM.
-4. For decoding, the caller can compute the RoPE tables once (`rope=rope_cos_sin(...)`) and the 4D
-   mask once, and a `KVCache` lets a forward recompute only some rows of a sequence (sample.py's
-   Fast-dLLM-style prefix/dual caches). The training path never uses either.
+3. Loading and saving the Hugging Face format is in checkpoint.py.
+4. A `kv_cache` (decoders.KVCache) lets a forward recompute only some rows of a sequence (the
+   Fast-dLLM-style prefix/dual caches of decoders.py). The training path never uses it.
 """
 
-import json
-import os
-import shutil
 from dataclasses import dataclass
 
 import torch
@@ -116,34 +112,11 @@ class RMSNorm(nn.Module):
 
 def rope_cos_sin(position_ids, head_dim, theta):
     """fp32 cos, sin of shape (B, 1, T, head_dim) for the rotate-half layout."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim))
+    exponents = torch.arange(0, head_dim, 2, device=position_ids.device, dtype=torch.float32) / head_dim
+    inv_freq = 1.0 / (theta ** exponents)  # (D/2,)
     freqs = position_ids[:, :, None].float() * inv_freq  # (B, T, D/2)
     emb = torch.cat([freqs, freqs], dim=-1)[:, None]  # (B, 1, T, D)
     return emb.cos(), emb.sin()
-
-
-class KVCache:
-    """Every layer's keys and values (after RoPE) of a whole (B, T) sequence, so that a forward can
-    recompute only the rows start:end and attend to the cached rest (sample.py's prefix/dual caches).
-
-    A forward over the whole sequence with start = None (re)fills it. A forward over
-    idx = x[:, start:end] (with those rows' position ids and (B, 1, end - start, T) mask rows) writes the
-    fresh keys/values of its rows into the cache and attends to all T of them: exact for the cached rows
-    whose hidden states have not changed since the fill, an approximation for the others (attention is
-    bidirectional, so a changed token changes every row's hidden states in the layers above)."""
-
-    def __init__(self):
-        self.k, self.v = {}, {}  # layer -> (B, Hkv, T, D)
-        self.start = self.end = None  # rows the next forward recomputes (None: all of them, a refill)
-
-    def update(self, layer, k, v):
-        """Store or splice in one layer's fresh keys/values (B, Hkv, rows, D); return the full (B, Hkv, T, D) ones."""
-        if self.start is None:
-            self.k[layer], self.v[layer] = k, v
-        else:
-            self.k[layer][:, :, self.start:self.end] = k
-            self.v[layer][:, :, self.start:self.end] = v
-        return self.k[layer], self.v[layer]
 
 
 def apply_rope(x, cos, sin):
@@ -234,16 +207,15 @@ class Transformer(nn.Module):
         n = self.num_params(exclude_embedding=True)
         return 6 * n + 12 * c.n_layer * c.n_head * c.head_dim * seq_len
 
-    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None, rope=None, kv_cache=None):
+    def forward(self, idx, attention_mask=None, position_ids=None, output_rows=None, kv_cache=None):
         """idx (B, T) -> logits (B, T, V) in fp32; row i predicts token i+1 (see `shift_logits`).
         With output_rows, only those rows go through the LM head: logits (N, V) in their order.
         output_rows: (B, T) bool, or a pair of (N,) long tensors (batch index, row index).
 
         attention_mask: None (all tokens attend to all), a (B, T) 0/1 padding mask, or a
         (B, 1, T, T) bool mask (True = may attend). position_ids: (B, T); by default arange(T),
-        or cumsum(mask) - 1 when a padding mask is given. rope: the (cos, sin) of these rows from
-        `rope_cos_sin` (fp32, cast here), to skip recomputing them from position_ids.
-        kv_cache: a `KVCache`; when its start is set, idx holds the rows start:end of the cached
+        or cumsum(mask) - 1 when a padding mask is given.
+        kv_cache: a decoders.KVCache; when its start is set, idx holds the rows start:end of the cached
         sequence, attention_mask must be None or (B, 1, T, T_all) and position_ids default to start:end."""
         B, T = idx.shape
         if T > self.config.max_seq_len:
@@ -258,15 +230,15 @@ class Transformer(nn.Module):
             elif attention_mask.dim() == 4:
                 mask = attention_mask.bool()
             else:
-                raise ValueError(f"attention_mask must be (B, T) or (B, 1, T, T) (with a filled kv_cache: (B, 1, T, T_all)), "
+                raise ValueError(f"attention_mask must be (B, T) or (B, 1, T, T) (with a filled kv_cache: "
+                                 f"(B, 1, T, T_all)), "
                                  f"got shape {tuple(attention_mask.shape)}.")
         x = self.model.embed_tokens(idx)  # (B, T, C)
         dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        if rope is None:
-            if position_ids is None:
-                position_ids = torch.arange(offset, offset + T, device=idx.device).expand(B, T)
-            rope = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)
-        cos, sin = rope[0].to(dtype), rope[1].to(dtype)  # (B, 1, T, D)
+        if position_ids is None:
+            position_ids = torch.arange(offset, offset + T, device=idx.device).expand(B, T)
+        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # (B, 1, T, D) fp32
+        cos, sin = cos.to(dtype), sin.to(dtype)
         for i, block in enumerate(self.model.layers):
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)
@@ -292,186 +264,3 @@ class Transformer(nn.Module):
                 grown(self.lm_head.weight)
         self.model.embed_tokens.num_embeddings = self.lm_head.out_features = vocab_size
         self.config.vocab_size = vocab_size
-
-    # ----------------------------------------------------------------------------------------
-    # Hugging Face checkpoint format
-
-    @classmethod
-    def from_pretrained(cls, path, device=None, dtype=None):
-        """Load an HF directory (DiffuCoder-7B-*, Dream-v0-*, Qwen2.5-Coder-*, or our own save).
-
-        dtype=None keeps the checkpoint's dtype (bit-exact round trip). Weights are assigned to a
-        meta-device model shard by shard, so host memory peaks near the checkpoint size."""
-        config = config_from_hf(load_hf_config(path))
-        with torch.device("meta"):
-            model = cls(config)
-        expected = dict(model.state_dict())
-        if config.tie_word_embeddings:
-            expected.pop("lm_head.weight")
-        seen = set()
-        for file in checkpoint_files(path):
-            for key, tensor in read_safetensors(file):
-                if key.endswith("rotary_emb.inv_freq") or (key == "lm_head.weight" and config.tie_word_embeddings):
-                    continue
-                if key not in expected:
-                    raise ValueError(f"checkpoint {file} has unexpected tensor '{key}'; it is not a Qwen2/Dream checkpoint or its config.json does not match.")
-                want = expected[key].shape
-                if tuple(tensor.shape) != tuple(want):
-                    raise ValueError(f"shape mismatch for '{key}' in {file}: checkpoint has {tuple(tensor.shape)}, "
-                                     f"config.json implies {tuple(want)}; the config does not match the weights.")
-                tensor = tensor.to(device=device or "cpu", dtype=dtype or tensor.dtype)
-                assign_tensor(model, key, tensor)
-                seen.add(key)
-        missing = sorted(set(expected) - seen)
-        if missing:
-            raise ValueError(f"checkpoint in {path} is missing {len(missing)} tensors, e.g. '{missing[0]}'; the download is incomplete or the config does not match.")
-        if config.tie_word_embeddings:
-            model.lm_head.weight = model.model.embed_tokens.weight
-        return model.eval()
-
-    def save_pretrained(self, path):
-        """Write config.json + safetensors weights, atomically: the files go to a temporary
-        directory that replaces `path` at the end (tokenizer files already in `path` are kept)."""
-        path = os.path.abspath(path)
-        tmp = path + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        write_hf_checkpoint(self.state_dict(), self.config, tmp)
-        replace_dir(tmp, path)
-
-
-def write_hf_checkpoint(state_dict, config, path, max_shard_bytes=5 * 2**30):
-    """Write config.json + model.safetensors (sharded with an index past max_shard_bytes) into the
-    existing directory `path`. Tensors are saved in their own dtype, so a load round-trips bit-exactly."""
-    from safetensors.torch import save_file
-    state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    if config.tie_word_embeddings:
-        state.pop("lm_head.weight", None)
-    shards, cur, cur_bytes = [], {}, 0
-    for k, v in state.items():
-        nbytes = v.numel() * v.element_size()
-        if cur and cur_bytes + nbytes > max_shard_bytes:
-            shards.append(cur)
-            cur, cur_bytes = {}, 0
-        cur[k], cur_bytes = v, cur_bytes + nbytes
-    shards.append(cur)
-    if len(shards) == 1:
-        save_file(shards[0], os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
-    else:
-        weight_map = {}
-        for i, shard in enumerate(shards):
-            name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, os.path.join(path, name), metadata={"format": "pt"})
-            weight_map.update({k: name for k in shard})
-        total = sum(v.numel() * v.element_size() for v in state.values())
-        with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
-    dtype = next(iter(state.values())).dtype
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config_to_hf(config, dtype), f, indent=2)
-
-
-def replace_dir(tmp, path):
-    """Atomically (as far as the filesystem allows) move directory tmp to path, replacing it.
-    Files of `path` that tmp lacks (e.g. a tokenizer saved beside the weights) are carried over."""
-    if os.path.isdir(path):
-        for name in os.listdir(path):
-            if not os.path.exists(os.path.join(tmp, name)) and not name.startswith("model"):
-                src = os.path.join(path, name)
-                (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, os.path.join(tmp, name))
-        old = path + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old)
-    else:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        os.replace(tmp, path)
-
-
-def assign_tensor(model, key, tensor):
-    """Replace the (meta) parameter `key` of model by `tensor`, keeping requires_grad."""
-    module_path, name = key.rsplit(".", 1)
-    module = model.get_submodule(module_path)
-    module._parameters[name] = nn.Parameter(tensor, requires_grad=tensor.is_floating_point())
-
-
-def load_hf_config(path):
-    file = os.path.join(path, "config.json")
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"no config.json in '{path}'; pass a Hugging Face model directory (e.g. a downloaded apple/DiffuCoder-7B-Instruct) or one written by save_pretrained.")
-    with open(file) as f:
-        return json.load(f)
-
-
-def checkpoint_files(path):
-    index = os.path.join(path, "model.safetensors.index.json")
-    if os.path.isfile(index):
-        with open(index) as f:
-            names = sorted(set(json.load(f)["weight_map"].values()))
-        files = [os.path.join(path, n) for n in names]
-    else:
-        files = [os.path.join(path, "model.safetensors")]
-    for file in files:
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"missing weight file {file}; the checkpoint in '{path}' is incomplete (only safetensors checkpoints are supported).")
-    return files
-
-
-def read_safetensors(file):
-    """Yield (key, tensor) from one safetensors file, with a clear error if it is damaged."""
-    from safetensors import safe_open
-    try:
-        with safe_open(file, framework="pt", device="cpu") as f:
-            for key in f.keys():
-                yield key, f.get_tensor(key)
-    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
-        raise ValueError(f"weight file {file} is unreadable (truncated or corrupted: {e}); re-download or re-save the checkpoint.") from None
-
-
-_ARCHITECTURES = {"DreamModel", "Qwen2ForCausalLM", "Qwen2Model"}
-
-
-def config_from_hf(hf):
-    """HF config.json dict (Qwen2 / Dream; transformers 4.x or 5.x layout) -> ModelConfig."""
-    arch = (hf.get("architectures") or ["?"])[0]
-    if arch not in _ARCHITECTURES:
-        raise ValueError(f"unsupported architecture '{arch}' in config.json; expected one of {sorted(_ARCHITECTURES)}.")
-    rope = hf.get("rope_parameters") or {}
-    theta = hf.get("rope_theta", rope.get("rope_theta"))
-    if theta is None:
-        raise ValueError("config.json has neither 'rope_theta' nor 'rope_parameters.rope_theta'.")
-    scaling = hf.get("rope_scaling") or {}
-    if scaling.get("type", scaling.get("rope_type", "default")) != "default" or rope.get("rope_type", "default") != "default":
-        raise ValueError("config.json asks for RoPE scaling, which this model does not implement; remove 'rope_scaling' to use the base context length.")
-    if hf.get("hidden_act", "silu") != "silu":
-        raise ValueError(f"unsupported hidden_act '{hf['hidden_act']}' in config.json (only silu).")
-    return ModelConfig(
-        vocab_size=hf["vocab_size"], n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
-        n_kv_head=hf.get("num_key_value_heads", hf["num_attention_heads"]), n_embd=hf["hidden_size"],
-        intermediate_size=hf["intermediate_size"], max_seq_len=hf.get("max_position_embeddings", 32768),
-        rope_theta=float(theta), rms_norm_eps=hf.get("rms_norm_eps", 1e-6),
-        tie_word_embeddings=hf.get("tie_word_embeddings", False),
-        mask_token_id=hf.get("mask_token_id"), pad_token_id=hf.get("pad_token_id"),
-        eos_token_id=hf.get("eos_token_id") if isinstance(hf.get("eos_token_id"), int) else None,
-    )
-
-
-def config_to_hf(config, dtype):
-    """ModelConfig -> a config.json that transformers opens as Qwen2 (run it with a full 4D mask
-    for diffusion), plus Dream's token-id fields."""
-    hf = dict(
-        architectures=["Qwen2ForCausalLM"], model_type="qwen2", hidden_act="silu",
-        vocab_size=config.vocab_size, num_hidden_layers=config.n_layer, num_attention_heads=config.n_head,
-        num_key_value_heads=config.n_kv_head, hidden_size=config.n_embd, intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.max_seq_len, rope_theta=config.rope_theta,
-        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
-        rms_norm_eps=config.rms_norm_eps, tie_word_embeddings=config.tie_word_embeddings,
-        use_sliding_window=False, attention_dropout=0.0,
-        torch_dtype=str(dtype).removeprefix("torch."), dtype=str(dtype).removeprefix("torch."),
-    )
-    for name in ("mask_token_id", "pad_token_id", "eos_token_id"):
-        if getattr(config, name) is not None:
-            hf[name] = getattr(config, name)
-    return hf
-

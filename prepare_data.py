@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from configurator import config_keys, configure, print_config, run_cli
+from configurator import config_keys, configure, load_json, load_jsonl, print_config, run_cli
 
 # -----------------------------------------------------------------------------
 kind = "corpus"  # 'corpus' (token files for pre-training), 'tasks' (the tiny code tasks as jsonl) or 'acecode' (GRPO prompts)
@@ -85,13 +85,11 @@ def local_documents(path, column, patterns):
         files = [path]
     for file in files:
         if file.endswith(".jsonl"):
-            with open(file, encoding="utf-8") as f:
-                for i, line in enumerate(f):
-                    if line.strip():
-                        record = json.loads(line)
-                        if column not in record:
-                            raise ValueError(f"{file} line {i + 1} has no field '{column}'; set --text_column to one of {sorted(record)}.")
-                        yield f"{file}:{i}", record[column]
+            for i, record in load_jsonl(file):
+                if column not in record:
+                    raise ValueError(f"{file} line {i} has no field '{column}'; set --text_column to one of "
+                                     f"{sorted(record)}.")
+                yield f"{file}:{i - 1}", record[column]
         else:
             with open(file, encoding="utf-8", errors="replace") as f:
                 yield file, f.read()
@@ -166,8 +164,7 @@ def load_data_meta(data_dir):
     path = os.path.join(data_dir, "meta.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no prepared data in '{data_dir}' (missing meta.json); run `python prepare_data.py --out_dir={data_dir}` first.")
-    with open(path) as f:
-        return json.load(f)
+    return load_json(path)
 
 
 def prepare_tasks(cfg):
@@ -227,8 +224,7 @@ def prepare_acecode(cfg):
                     for batch in pf.iter_batches(batch_size=256, columns=cols):
                         yield from batch.to_pylist()
                 else:
-                    with open(file, encoding="utf-8") as f:
-                        yield from (json.loads(line) for line in f if line.strip())
+                    yield from (r for _, r in load_jsonl(file))
             return
         if src.startswith((".", "/", "~")) or src.count("/") != 1:
             raise FileNotFoundError(f"acecode_source '{src}' does not exist; pass an existing file or folder, or a hub dataset name.")
@@ -295,7 +291,7 @@ def main(argv=None):
     settings = {k: getattr(cfg, k) for k in ("source", "text_column", "hf_config", "hf_split", "file_patterns",
                                                "max_documents", "val_fraction", "tokenizer", "vocab_size")}
     meta_path = os.path.join(cfg.out_dir, "meta.json")
-    if os.path.isfile(meta_path) and json.load(open(meta_path)).get("settings") == settings:
+    if os.path.isfile(meta_path) and load_json(meta_path).get("settings") == settings:
         print(f"{cfg.out_dir} is already prepared with these settings; nothing to do.")
         return
     t0 = time.time()
@@ -318,7 +314,7 @@ def main(argv=None):
         tok.save(tok_dir)
         print(f"trained a {tok.vocab_size:,}-token BPE with rustbpe in {time.time() - t1:.1f}s")
     else:
-        from common import load_tokenizer, write_tokenizer_files
+        from checkpoint import load_tokenizer, write_tokenizer_files
         tok, files, added = load_tokenizer(cfg.tokenizer)
         os.makedirs(tok_dir, exist_ok=True)
         write_tokenizer_files(files, tok_dir)

@@ -20,12 +20,14 @@ Positions are predicted with the model's shift (row i predicts token i+1) and th
 a prediction, as in decoding.
 """
 
-import json
 import math
 import os
 import re
 
 import torch
+
+from common import seeded
+from configurator import load_jsonl
 
 KINDS = ("name", "literal", "digit")  # copy-token kinds, in priority order when a token overlaps two spans
 INDUCTION_SPAN = 32  # tokens per random span (rows are 2 x span)
@@ -83,8 +85,7 @@ class Probes:
         from train_pretrain import sft_tensors
         if not os.path.isfile(path):
             raise FileNotFoundError(f"probe_file '{path}' not found; run `python prepare_data.py --kind=tasks` or set probe_file=''.")
-        with open(path, encoding="utf-8") as f:
-            records = [json.loads(line) for line in f if line.strip()]
+        records = [r for _, r in load_jsonl(path)]
         if not records or "entry_point" not in records[0]:
             raise ValueError(f"probe_file '{path}' needs task records with 'question', 'answer' and 'entry_point' fields.")
         records = [r for r in records if is_val(r["question"], val_fraction)][:n] or records[:n]
@@ -100,7 +101,7 @@ class Probes:
                 if kind is not None:
                     kinds[b, start + j] = KINDS.index(kind)
         regular = min(tok.special_tokens.values()) if tok.special_tokens else tok.vocab_size
-        g = torch.Generator().manual_seed(seed)
+        g = seeded(seed)
         return cls(rows, kinds, induction_rows(regular, INDUCTION_ROWS, INDUCTION_SPAN, g), tok.mask_token_id)
 
     @torch.no_grad()
@@ -140,7 +141,7 @@ class Probes:
                 score(by_kind("copy"), masked, real, copy, x)
                 blank = torch.where(canvas, self.mask_token_id, x)
                 score(by_kind("answer", with_all=True), blank, real, answer, x)
-        g = torch.Generator().manual_seed(1)
+        g = seeded(1)
         for b in range(0, len(self.induction), BATCH):
             x = self.induction[b:b + BATCH].to(device)
             real = torch.ones_like(x, dtype=torch.bool)

@@ -4,15 +4,14 @@ The tiny pipeline's report: one markdown file with every number `bash run.sh` me
 It only reads what the stages wrote (their checkpoints' meta.json, eval.py's results.json, the logs
 run.sh keeps under out/report/), so it can be rerun at any time and never trains or decodes anything.
 """
-import json
 import os
 import platform
 import re
 import sys
 import time
 
-from common import latest_checkpoint, read_meta
-from configurator import config_keys, configure, run_cli
+from checkpoint import latest_checkpoint, read_meta
+from configurator import config_keys, configure, load_json, run_cli
 
 # -----------------------------------------------------------------------------
 report_dir = "out/report"  # run.sh writes times.tsv and the stage logs here
@@ -37,8 +36,7 @@ def read_text(path):
 def read_json(path):
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return load_json(path)
 
 
 def read_times(path):
@@ -104,7 +102,8 @@ def grpo_section(out_dir):
     lines = ["## coupled-GRPO", "", f"`{ckpt}`: {meta['step']} steps from `{c['init_from']}`, {c['prompts_per_step']} prompts x "
              f"{c['num_generations']} completions of <= {c['max_completion_length']} tokens per step, estimator {c['estimator']}, "
              f"lr {c['learning_rate']}, beta {c['beta']}", "",
-             "| step | reward (code x 2 + format x 0.5) | code pass rate | solved |", "|---:|---:|---:|---:|"]
+             f"| step | reward (code x {c['code_weight']} + format x {c['format_weight']}) | code pass rate | solved |",
+             "|---:|---:|---:|---:|"]
     lines += [f"| {s} | {r:.3f} | {code:.3f} | {solved:.3f} |" for s, r, code, solved in meta.get("reward_history", [])]
     if meta.get("eval_history"):
         lines += ["", "held-out pass@1 during training: " + ", ".join(f"step {s}: {v:.3f}" for s, v in meta["eval_history"])]

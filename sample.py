@@ -5,11 +5,11 @@ Sample from a masked-diffusion LM the way DiffuCoder does, and look at the order
     python sample.py --prompt="def fib(n):" --max_new_tokens=64 --show_order=True --order_html=order.html
     python sample.py --out_dir=/models/DiffuCoder-7B-Instruct --chat=True --prompt_file=q.txt --device=cuda
     python sample.py --analyze=True                           # AR-ness table + entropy-sink curve
-    python sample.py --block_length=32 --cache=dual --threshold=0.9   # Fast-dLLM's approximations (note 7)
+    python sample.py --block_length=32 --cache=dual --threshold=0.9   # Fast-dLLM's approximations (decoders.py)
 
-`diffusion_generate` is Dream's decoding, which DiffuCoder uses: append
+`diffusion_generate` (the first function below) is Dream's decoding, which DiffuCoder uses: append
 max_new_tokens masks; timesteps ts = linspace(1, eps, steps + 1); at step i (t = ts[i], s = ts[i+1])
-run one forward over the whole batch, take the shifted logits of the masked positions, filter them
+run one forward over the whole batch, take the logits that predict the masked positions, filter them
 (temperature, then top-p, then top-k), pick a token per position (argmax at temperature 0, else a
 sample) and a confidence ('maskgit_plus': its probability, 'topk_margin': p1 - p2, 'entropy': the
 negative entropy sum p log p), then commit k = int(n_masked * (1 - s/t)) positions per row (n_masked
@@ -35,49 +35,21 @@ Simplifications and deliberate differences from Dream's code:
    silently leaves a mask that a later step decodes again).
 3. Filtering, softmax and confidences are computed in fp32 whatever the model dtype. Random draws
    use an explicit generator (Dream: the global RNG), so seeded samples differ from Dream's;
-   at temperature 0 the tokens are the same up to floating-point ties. With alg_temp > 0 the positions are drawn by the
-   Gumbel-top-k trick, the same distribution as Dream's torch.multinomial without replacement, but
-   it cannot fail when softmax(confidence / alg_temp) underflows to zeros.
-4. By default every step is a full forward over prompt + generation, as in Dream (the LM head runs
-   only on the rows that predict a masked position). Computed once per call instead of once per step:
-   the position ids, their RoPE tables, the padding mask, and the commit schedule (on the host, from
-   the same fp32 timesteps), so the loop never waits for the device, except for top-p's partial-sort
-   check (one wait per step) and 'origin' (random commits differ per row). A step that commits nothing
-   at temperature 0 skips its forward (the schedule quirk's step 0, unless the history records its
-   confidences). Tokens and history are those of the plain loop (tests/test_sample.py compares them
-   with a naive reference loop, left-padded batches included).
-5. `block_length` gives LLaDA-style semi-autoregressive decoding (which the paper contrasts against,
-   DiffuCoder never uses it): blocks are decoded left to right, steps split evenly between them, and
-   Dream's schedule runs inside each block over that block's masked positions.
-6. Tokens committed in the same step have no order between them; `DecodeHistory.order` lists them
+   at temperature 0 the tokens are the same up to floating-point ties. With alg_temp > 0 the
+   positions are drawn by the Gumbel-top-k trick, the same distribution as Dream's
+   torch.multinomial without replacement, but it cannot fail when softmax(confidence / alg_temp)
+   underflows to zeros.
+4. Every step is a full forward over prompt + generation, as in Dream, but the LM head runs only on
+   the rows that predict a masked position (the largest saving on a large vocabulary; Dream computes
+   all T rows and keeps the masked ones). tests/test_sample.py compares tokens and history with a
+   naive loop written from the definition, left-padded batches included.
+5. Tokens committed in the same step have no order between them; `DecodeHistory.order` lists them
    left to right, which is what the AR-ness metrics read.
-7. Opt-in approximations from Fast-dLLM (Wu et al. 2025), never the default:
-   a. `threshold` in (0, 1]: each step commits every masked position of the block whose token
-      probability (under the filtered distribution, whatever the alg) exceeds the threshold, and at
-      least the one the alg ranks first; the block's last allotted step commits what is left, so
-      `steps` becomes a maximum, and a block that is done early hands over to the next block at the
-      next step (the history numbers the steps actually run). threshold=1 is one token per step.
-      Needs a confidence alg (not 'origin') and alg_temp=0.
-   b. `cache` 'prefix' | 'dual' (needs block_length): the block's first forward runs over the whole
-      sequence and stores every layer's keys/values (model.KVCache); the block's other steps recompute
-      only the rows from the one before the block (it predicts the block's first token) to the end
-      ('prefix') or to the block's end ('dual'), attending to the stored keys/values of the other
-      rows. Those are stale: computed before this block's tokens were committed (exact for a one-layer
-      model, an approximation above). `cache_refresh=r` refills every r steps of a block (1: no reuse,
-      the tokens of uncached decoding at temperature 0). Only the block's predictions are computed, so at temperature > 0
-      the random draws differ from uncached decoding and `first_confidence` covers the first block only.
-      Fast-dLLM's Dream code differs: its refill forward commits the block's first token whatever its
-      confidence, and its cached steps predict the block's first token from that token's own row.
-   c. Even where the cache is exact, a cached step runs attention with another query length than a
-      full forward, so its logits differ from uncached decoding by rounding (more under bf16 autocast,
-      where the stored keys/values are bf16 activations), and tokens can differ at near-ties.
+6. Semi-autoregressive blocks (LLaDA), confidence thresholds and KV caches (Fast-dLLM) are in
+   decoders.py, built from this file's pieces; the CLI uses them when one of their options is set.
 """
 
-import html
-import itertools
-import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -86,16 +58,18 @@ from statistics import fmean
 import torch
 import torch.nn.functional as F
 
-from common import autocast, latest_checkpoint, resolve_device, resolve_dtype, resolve_model_dir
-from configurator import config_keys, configure, print_config, run_cli
-from model import KVCache, Transformer, padding_attention_mask, padding_position_ids, rope_cos_sin
-from tokenizer import Tokenizer
+from checkpoint import load_model, pick_model_dir
+from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
+from configurator import config_keys, configure, load_jsonl, print_config, run_cli
+from diffusion import training_attention_mask
+from model import padding_position_ids, predictor_rows
+from order import global_ar_ness, local_ar_ness, order_ansi, order_html_doc, order_text, token_pieces
 
 # -----------------------------------------------------------------------------
 # model
-out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
+out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir (falls back to pretrain)
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 # prompt
 prompt = "def fibonacci(n):\n"  # used when prompt_file is empty
 prompt_file = ""  # read the prompt from this file ('-' for stdin; .jsonl: the "question" of record prompt_index)
@@ -111,14 +85,14 @@ top_k = None
 alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
 alg_temp = 0.0  # > 0: sample the positions to commit from softmax(confidence / alg_temp)
 eps = 1e-3
+# approximate fast decoding (decoders.py; None: off, exact Dream decoding)
 block_length = None  # semi-AR block decoding (None: off, the DiffuCoder way)
-# approximate fast decoding (Fast-dLLM; None: off, exact Dream decoding)
 threshold = None  # (0, 1]: also commit every token whose probability exceeds this (steps becomes a maximum)
 cache = None  # 'prefix' | 'dual': reuse keys/values within a block (needs block_length)
 cache_refresh = None  # with cache: refill it every this many steps of a block (None: at the block's start only)
 seed = 1337
 # pictures and analysis
-show_order = False  # colour each generated token by the step that committed it (terminal; in a file: digits 0-9 under each line)
+show_order = False  # colour each token by the step that committed it (terminal; in a file: digits 0-9 under each line)
 order_html = ""  # also write that picture as HTML to this path
 analyze = False  # AR-ness and entropy-sink table instead of sampling
 analyze_file = ""  # prompts: .jsonl with "question" or "prompt" fields, or one prompt per line ('': tiny test tasks)
@@ -130,27 +104,51 @@ CONFIG_KEYS = config_keys(globals())
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 NUCLEUS_K = 256  # top-p first tries a partial sort of this many tokens (a full sort when a nucleus is larger)
-TINY_DIRS = ("out/sft_tiny", "out/pretrain_tiny")
 
 
-@dataclass
-class DecodeHistory:
-    """How the generated region was decoded. All (B, max_new_tokens):
-    steps: long, the 0-based step at which each position was committed (`history[b, j]` reads it);
-    confidence: fp32, the alg's confidence of the committed token at that step (origin: its probability);
-    first_confidence: fp32, every position's confidence at step 0 (the entropy-sink curve; with a
-    KV cache, the first block's positions only)."""
-    steps: torch.Tensor
-    confidence: torch.Tensor
-    first_confidence: torch.Tensor
+@torch.no_grad()
+def diffusion_generate(model, input_ids, attention_mask=None, *, max_new_tokens, steps, temperature=0.0, top_p=None,
+                       top_k=None, alg="entropy", alg_temp=0.0, eps=1e-3, mask_token_id, generator=None,
+                       return_history=False):
+    """Dream's decoding (the module docstring): max_new_tokens masks after each left-padded prompt,
+    unmasked in `steps` steps. Returns (B, T + max_new_tokens) ids, or (ids, DecodeHistory)."""
+    check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
+                        alg_temp, eps, mask_token_id)
+    B, P = input_ids.shape
+    x = F.pad(input_ids, (0, max_new_tokens), value=mask_token_id)  # (B, T): the prompt, then the masks
+    padding = generation_padding(attention_mask, max_new_tokens)  # (B, T) 0/1, None when no row is padded
+    ts = torch.linspace(1, eps, steps + 1, device=x.device)  # the schedule: t runs from 1 down to eps
+    history = DecodeHistory.empty(B, max_new_tokens, x.device)
+    for i in range(steps):
+        t, s, gen = ts[i], ts[i + 1], x[:, P:]  # gen (B, N): the generated region
+        masked = gen == mask_token_id  # (B, N)
+        # one forward; the LM head runs only on the rows that predict a masked token (row j - 1 predicts token j)
+        logits = model(x, padding, output_rows=predictor_rows(F.pad(masked, (P, 0)))).float()  # (M, V)
+        logits[:, mask_token_id] = -math.inf  # the mask token is never a prediction
+        x0, conf, _ = sample_tokens(logits, alg, temperature, top_p, top_k, generator)  # (M,) token, confidence
+        score = torch.full(masked.shape, -math.inf, device=x.device).masked_scatter(masked, conf)  # (B, N)
+        commit = commit_rule(score, masked, alg, alg_temp, t, s, i == steps - 1, generator)  # (B, N) bool
+        x[:, P:] = torch.where(commit, gen.masked_scatter(masked, x0), gen)
+        history.record(i, commit, score, masked)
+    return (x, history) if return_history else x
 
-    def __getitem__(self, index):
-        return self.steps[index]
 
-    def order(self, b):
-        """Generated positions of row b in commit order (same step: left to right)."""
-        s = self.steps[b].tolist()
-        return sorted(range(len(s)), key=lambda j: (s[j], j))
+def commit_rule(score, masked, alg, alg_temp, t, s, last, generator=None):
+    """Which masked positions (B, N) bool to commit when going from time t to s < t. score (B, N): the
+    confidence of each masked position (-inf elsewhere). Dream's rule: the k = int(n_masked * (1 - s/t))
+    most confident per row (n_masked: the batch mean; all of them at the last step), or k drawn from
+    softmax(score / alg_temp) by Gumbel-top-k; 'origin': each one with probability 1 - s/t."""
+    if alg == "origin":
+        p = 1.0 if last else float(1 - s / t)
+        return masked & (torch.rand(masked.shape, generator=generator, device=masked.device) < p)
+    k = num_to_commit(masked.sum() / masked.size(0), t, s, last)
+    if k == 0:
+        return torch.zeros_like(masked)
+    if alg_temp > 0:  # k positions drawn without replacement from softmax(score / alg_temp)
+        u = torch.rand(masked.shape, generator=generator, device=masked.device).clamp_min(1e-20)
+        score = score / alg_temp - torch.log(-torch.log(u))
+    idx = score.topk(k, dim=-1).indices  # (B, k)
+    return torch.zeros_like(masked).scatter_(1, idx, True) & masked  # never touch a committed token
 
 
 def num_to_commit(n_masked, t, s, last):
@@ -158,10 +156,10 @@ def num_to_commit(n_masked, t, s, last):
     return int(n_masked) if last else int(n_masked * (1 - s / t))
 
 
-def commit_schedule(n, steps, eps=1e-3, ts=None):
-    """Tokens committed at each step for n masked positions, as diffusion_generate computes it (on the host,
-    from its fp32 timesteps ts; by default linspace(1, eps, steps + 1) computed on the CPU)."""
-    ts, out = torch.linspace(1, eps, steps + 1) if ts is None else ts, []
+def commit_schedule(n, steps, eps=1e-3):
+    """Tokens committed at each step for n masked positions, as diffusion_generate computes it (the CLI
+    prints it; tests read it)."""
+    ts, out = torch.linspace(1, eps, steps + 1), []
     for i in range(steps):
         out.append(num_to_commit(torch.tensor(float(n - sum(out))), ts[i], ts[i + 1], i == steps - 1))
     return out
@@ -192,7 +190,7 @@ def filter_logits(logits, temperature=0.0, top_p=None, top_k=None):
 
 def sample_tokens(logits, alg, temperature=0.0, top_p=None, top_k=None, generator=None):
     """(M, V) fp32 logits -> tokens (M,), the alg's confidence (M,) (higher = commit first) and the
-    token's probability under the filtered distribution (M,) (what `threshold` compares)."""
+    token's probability under the filtered distribution (M,) (what decoders.py's `threshold` compares)."""
     probs = filter_logits(logits, temperature, top_p, top_k).softmax(-1)
     if temperature > 0:  # inverse-CDF sampling: one uniform per row (torch.multinomial draws V of them)
         cdf = probs.cumsum(-1)  # (M, V)
@@ -210,165 +208,81 @@ def sample_tokens(logits, alg, temperature=0.0, top_p=None, top_k=None, generato
     return x0, p_x0, p_x0  # maskgit_plus, origin
 
 
+def generation_padding(attention_mask, max_new_tokens):
+    """The (B, T) padding mask of prompt + generation (the masks are real tokens), or None when no prompt
+    is padded (then the model needs no mask at all)."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return F.pad(attention_mask.long(), (0, max_new_tokens), value=1)
+
+
+@dataclass
+class DecodeHistory:
+    """How the generated region was decoded. All (B, max_new_tokens):
+    steps: long, the 0-based step at which each position was committed (`history[b, j]` reads it);
+    confidence: fp32, the alg's confidence of the committed token at that step (origin: its probability);
+    first_confidence: fp32, every position's confidence at step 0 (the entropy-sink curve; with a
+    KV cache, the first block's positions only)."""
+    steps: torch.Tensor
+    confidence: torch.Tensor
+    first_confidence: torch.Tensor
+
+    @classmethod
+    def empty(cls, B, N, device):
+        return cls(torch.full((B, N), -1, dtype=torch.long, device=device), torch.zeros(B, N, device=device),
+                   torch.full((B, N), math.nan, device=device))
+
+    def record(self, step, commit, score, predicted):
+        """Step `step` committed `commit` (B, N) with confidences `score` (B, N) of the `predicted` positions."""
+        if step == 0:
+            self.first_confidence = score.masked_fill(~predicted, math.nan)
+        self.steps.masked_fill_(commit, step)
+        self.confidence = torch.where(commit, score, self.confidence)
+
+    def __getitem__(self, index):
+        return self.steps[index]
+
+    def order(self, b):
+        """Generated positions of row b in commit order (same step: left to right)."""
+        s = self.steps[b].tolist()
+        return sorted(range(len(s)), key=lambda j: (s[j], j))
+
+
 def _need(ok, msg):
     if not ok:
         raise ValueError(msg)
 
 
-def check_decoding_options(max_new_tokens, steps, alg="entropy", alg_temp=0.0, block_length=None, threshold=None,
-                           cache=None, cache_refresh=None):
+def check_decoding_options(max_new_tokens, steps, alg="entropy"):
     """The decoding options that do not depend on the model or the prompts (scripts check them before
     loading a model). A bad one raises a one-line ValueError that names the fix."""
-    need = _need
-    need(alg in ALGS, f"unknown alg '{alg}'; choose one of {', '.join(ALGS)}")
-    need(isinstance(max_new_tokens, int) and max_new_tokens >= 1, f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    need(isinstance(steps, int) and 1 <= steps <= max_new_tokens, f"steps must be between 1 and max_new_tokens={max_new_tokens}, got {steps!r}")
-    if block_length is not None:
-        need(isinstance(block_length, int) and block_length >= 1 and max_new_tokens % block_length == 0,
-             f"block_length {block_length} must divide max_new_tokens {max_new_tokens}")
-        need(steps % (max_new_tokens // block_length) == 0, f"steps {steps} must be a multiple of the number of blocks {max_new_tokens // block_length}")
-    if threshold is not None:
-        need(isinstance(threshold, (int, float)) and 0 < threshold <= 1,
-             f"threshold must be in (0, 1] (the probability above which a token is committed early; 1: one token per step), got {threshold!r}")
-        need(alg != "origin", "threshold decoding ranks positions by confidence; use alg='entropy', 'maskgit_plus' or 'topk_margin', not 'origin'")
-        need(alg_temp == 0, f"threshold decoding commits the most confident positions; set alg_temp=0 (got {alg_temp})")
-    need(cache in (None, "prefix", "dual"), f"cache must be None, 'prefix' or 'dual', got {cache!r}")
-    need(cache is None or block_length is not None, f"cache='{cache}' decodes block by block; set block_length too (e.g. 32)")
-    need(cache_refresh is None or (cache is not None and isinstance(cache_refresh, int) and cache_refresh >= 1),
-         f"cache_refresh must be a positive int and needs cache='prefix' or 'dual', got cache_refresh={cache_refresh!r}, cache={cache!r}")
+    _need(alg in ALGS, f"unknown alg '{alg}'; choose one of {', '.join(ALGS)}")
+    _need(isinstance(max_new_tokens, int) and max_new_tokens >= 1,
+          f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    _need(isinstance(steps, int) and 1 <= steps <= max_new_tokens,
+          f"steps must be between 1 and max_new_tokens={max_new_tokens}, got {steps!r}")
 
 
 def check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
-                        alg_temp, eps, mask_token_id, block_length, threshold=None, cache=None, cache_refresh=None):
+                        alg_temp, eps, mask_token_id):
     """Bad arguments raise a one-line ValueError that names the fix."""
-    need = _need
-    need(input_ids.dim() == 2 and input_ids.size(1) > 0, f"input_ids must be a non-empty (B, T) tensor, got shape {tuple(input_ids.shape)}")
-    check_decoding_options(max_new_tokens, steps, alg, alg_temp, block_length, threshold, cache, cache_refresh)
+    _need(input_ids.dim() == 2 and input_ids.size(1) > 0,
+          f"input_ids must be a non-empty (B, T) tensor, got shape {tuple(input_ids.shape)}")
+    check_decoding_options(max_new_tokens, steps, alg)
     total, limit = input_ids.size(1) + max_new_tokens, model.config.max_seq_len
-    need(total <= limit, f"prompt ({input_ids.size(1)} tokens) + max_new_tokens ({max_new_tokens}) = {total} exceeds the model's context of {limit}; shorten one of them")
-    need(temperature >= 0 and alg_temp >= 0, "temperature and alg_temp must be >= 0")
-    need(top_p is None or 0 < top_p <= 1, f"top_p must be in (0, 1], got {top_p}")
-    need(top_k is None or top_k >= 1, f"top_k must be >= 1, got {top_k}")
-    need(0 < eps < 1, f"eps must be in (0, 1), got {eps}")
-    need(mask_token_id is not None and 0 <= mask_token_id < model.config.vocab_size, f"mask_token_id {mask_token_id} is not a token of this model")
+    _need(total <= limit, f"prompt ({input_ids.size(1)} tokens) + max_new_tokens ({max_new_tokens}) = {total} "
+                          f"exceeds the model's context of {limit}; shorten one of them")
+    _need(temperature >= 0 and alg_temp >= 0, "temperature and alg_temp must be >= 0")
+    _need(top_p is None or 0 < top_p <= 1, f"top_p must be in (0, 1], got {top_p}")
+    _need(top_k is None or top_k >= 1, f"top_k must be >= 1, got {top_k}")
+    _need(0 < eps < 1, f"eps must be in (0, 1), got {eps}")
+    _need(mask_token_id is not None and 0 <= mask_token_id < model.config.vocab_size,
+          f"mask_token_id {mask_token_id} is not a token of this model")
     if attention_mask is not None:
-        need(attention_mask.shape == input_ids.shape, "attention_mask must have the shape of input_ids")
+        _need(attention_mask.shape == input_ids.shape, "attention_mask must have the shape of input_ids")
         m = attention_mask.long()
-        need(bool((m[:, 1:] >= m[:, :-1]).all()) and bool(m[:, -1].all()), "prompts must be left-padded (attention_mask zeros then ones, at least one real token)")
-
-
-def masked_positions(need, n):
-    """The True positions of `need` (B, N) bool as (batch, column) index tensors (M,), (M,) in row-major
-    order. n: the number of True per row when it is the same in every row and known on the host, so that
-    nothing waits for the device; else None (then `nonzero` does)."""
-    if n is None:
-        return need.nonzero(as_tuple=True)
-    B, N = need.shape
-    pos = torch.arange(N, device=need.device)
-    cols = torch.where(need, pos, pos + N).sort(dim=1).values[:, :n]  # (B, n) each row's positions, left to right
-    return torch.arange(B, device=need.device).repeat_interleave(n), cols.flatten()
-
-
-@torch.no_grad()
-def diffusion_generate(model, input_ids, attention_mask=None, *, max_new_tokens, steps, temperature=0.0, top_p=None,
-                       top_k=None, alg="entropy", alg_temp=0.0, eps=1e-3, mask_token_id, generator=None,
-                       return_history=False, block_length=None, threshold=None, cache=None, cache_refresh=None):
-    """Decode max_new_tokens after each (left-padded) prompt. Returns (B, T + max_new_tokens) ids, or
-    (ids, DecodeHistory) with return_history. See the module docstring for the algorithm.
-    Approximate, opt-in (module docstring, note 7): threshold (0, 1]: commit every position of the block
-    whose token probability exceeds it, at least one per step; cache 'prefix' | 'dual' (needs
-    block_length): reuse keys/values within a block, refreshed at the block's first step and every
-    cache_refresh steps (None: never else)."""
-    check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
-                        alg_temp, eps, mask_token_id, block_length, threshold, cache, cache_refresh)
-    B, P = input_ids.shape
-    N, dev = max_new_tokens, input_ids.device
-    T = P + N
-    x = F.pad(input_ids, (0, N), value=mask_token_id)  # (B, T)
-    gen = x[:, P:]  # (B, N) view: writing it writes x
-    # what every forward needs, computed once: position ids, their RoPE tables, the padding mask
-    mask = None  # no padding: no mask tensor (the model's fast path)
-    position_ids = torch.arange(T, device=dev).expand(B, T)
-    if attention_mask is not None and not bool(attention_mask.all()):
-        attention_mask = F.pad(attention_mask.long(), (0, N), value=1)  # (B, T), masks are real tokens
-        position_ids = padding_position_ids(attention_mask)
-        mask = padding_attention_mask(attention_mask)  # (B, 1, T, T)
-    cos, sin = rope_cos_sin(position_ids, model.config.head_dim, model.config.rope_theta)  # (B, 1, T, D) fp32
-    block = block_length or N
-    steps_per_block = steps // (N // block)
-    ts = torch.linspace(1, eps, steps_per_block + 1, device=dev).cpu()
-    # Dream's rule commits the same number of tokens in every row, known on the host in advance, so the loop
-    # never waits for the device; 'origin' and threshold decoding commit a different number per row
-    uniform = alg != "origin" and threshold is None
-    schedule = commit_schedule(block, steps_per_block, ts=ts) if uniform else None  # tokens per step, per block
-    kv = KVCache() if cache else None
-    hist_steps = torch.full((B, N), -1, dtype=torch.long, device=dev)
-    hist_conf = torch.zeros(B, N, device=dev)
-    first_conf = torch.full((B, N), math.nan, device=dev)
-    pos = torch.arange(N, device=dev)
-    step_numbers = itertools.count()  # (threshold decoding skips the unused steps of a finished block)
-    for lo in range(0, N, block):
-        in_block = (pos >= lo) & (pos < lo + block)  # (N,)
-        n_block = block  # masks left in the block in each row (uniform bookkeeping only)
-        refresh = False  # the next forward runs over the whole sequence and refills the cache
-        for i in range(steps_per_block):
-            step = next(step_numbers)
-            t, s, last = ts[i], ts[i + 1], i == steps_per_block - 1
-            refresh |= cache is not None and i % (cache_refresh or steps_per_block) == 0  # the block's first step, and every cache_refresh-th
-            masked = gen == mask_token_id  # (B, N)
-            active = masked & in_block  # (B, N) positions this step may commit
-            if uniform:
-                k = schedule[i]
-                if n_block == 0 or (k == 0 and temperature == 0 and not (step == 0 and return_history)):
-                    continue  # nothing to commit, no random draws and no step-0 confidences to record: skip the forward
-            elif not bool(active.any()):  # 'origin' can finish a block early
-                continue
-            # the rows r0:r1 of x this forward computes; a cached step starts one row before the block (row i predicts token i+1)
-            r0, r1 = 0, T
-            if cache is not None and not refresh:
-                r0, r1 = P + lo - 1, (T if cache == "prefix" else P + lo + block)
-            if kv is not None:
-                kv.start, kv.end = (None, None) if refresh else (r0, r1)
-                refresh = False
-            # predictions are computed for every masked position (as Dream) or, with a cache, for the block's only
-            need = masked if cache is None else active  # (B, N)
-            n_need = (n_block if cache else n_block + N - lo - block) if uniform else None  # later blocks are all masks
-            where = masked_positions(need, n_need)  # (M,), (M,)
-            rows = (where[0], where[1] + P - 1 - r0)  # the rows that predict them
-            logits = model(x[:, r0:r1], None if mask is None else mask[:, :, r0:r1], position_ids[:, r0:r1], output_rows=rows,
-                           rope=(cos[:, :, r0:r1], sin[:, :, r0:r1]), kv_cache=kv).float()  # (M, V)
-            logits[:, mask_token_id] = -math.inf  # the mask token is never a prediction
-            x0, conf, p_x0 = sample_tokens(logits, alg, temperature, top_p, top_k, generator)  # (M,) each
-            cand = torch.full_like(gen, mask_token_id).index_put_(where, x0)  # (B, N)
-            score = torch.full((B, N), -math.inf, device=dev).index_put_(where, conf)  # (B, N)
-            if step == 0:
-                first_conf = score.masked_fill(~need, math.nan)
-            score = score.masked_fill(~in_block, -math.inf)
-            if threshold is not None:  # every token above the threshold, and the most confident one
-                prob = torch.zeros((B, N), device=dev).index_put_(where, p_x0)  # (B, N)
-                best = torch.zeros_like(active).scatter_(1, score.argmax(-1, keepdim=True), True)
-                commit = active & ((prob > threshold) | best | last)  # the block's last step commits what is left
-            elif alg == "origin":
-                p = 1.0 if last else float(1 - s / t)
-                commit = active & (torch.rand((B, N), generator=generator, device=dev) < p)
-            else:
-                if k == 0:
-                    continue
-                if alg_temp > 0:  # k positions drawn without replacement from softmax(score / alg_temp): Gumbel-top-k
-                    u = torch.rand((B, N), generator=generator, device=dev).clamp_min(1e-20)
-                    idx = (score / alg_temp - torch.log(-torch.log(u))).topk(k, dim=-1).indices  # (B, k)
-                else:
-                    idx = score.topk(k, dim=-1).indices  # (B, k)
-                commit = torch.zeros_like(active).scatter_(1, idx, True) & active  # never touch a committed token
-                n_block -= k
-            gen.copy_(torch.where(commit, cand, gen))
-            hist_steps.masked_fill_(commit, step)
-            hist_conf = torch.where(commit, score, hist_conf)
-            if threshold is not None and not bool((active & ~commit).any()):
-                break  # the block is done: the next step starts the next block
-    if return_history:
-        return x, DecodeHistory(hist_steps, hist_conf, first_conf)
-    return x
+        _need(bool((m[:, 1:] >= m[:, :-1]).all()) and bool(m[:, -1].all()),
+              "prompts must be left-padded (attention_mask zeros then ones, at least one real token)")
 
 
 @torch.no_grad()
@@ -378,7 +292,6 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
     last one, from its row, max_new_tokens times (no KV cache: each step runs the whole prefix). The autoregressive
     baseline the README compares the diffusion model with. Prompts left-padded. Stops early once every row holds
     one of `stop_ids` and fills the rest of the row with the first of them. Returns (B, T + max_new_tokens) ids."""
-    from diffusion import training_attention_mask
     B, P = input_ids.shape
     real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
     x, done = input_ids, torch.zeros(B, dtype=torch.bool, device=input_ids.device)
@@ -398,160 +311,16 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
 
 
 # -----------------------------------------------------------------------------
-# AR-ness (the paper's appendix A.2; the prompt counts as decoded left to right before step 1)
-
-def _check_order(order):
-    order = [int(p) for p in order]
-    if sorted(order) != list(range(len(order))):
-        raise ValueError("order must list each generated position 0..T-1 exactly once, in commit order")
-    return order
-
-
-def local_ar_ness(order, k):
-    """Fraction of steps whose token extends a run of k in-order commits: p_{t-i} = p_t - i, i = 1..k."""
-    order = _check_order(order)
-    seq = list(range(-k, 0)) + order  # k prompt positions (-k..-1) committed in order first
-    hits = sum(all(seq[t - i] == seq[t] - i for i in range(1, k + 1)) for t in range(k, len(seq)))
-    return hits / len(order)
-
-
-def global_ar_ness(order, k):
-    """Fraction of steps that commit one of the k leftmost still-masked positions."""
-    masked, hits = sorted(_check_order(order)), 0
-    for p in order:
-        hits += p in masked[:k]
-        masked.remove(p)
-    return hits / len(order)
-
-
-# -----------------------------------------------------------------------------
-# pictures of the decoding order
-
-PALETTE = ((80, 120, 255), (0, 200, 230), (60, 210, 90), (245, 200, 40), (255, 70, 60))  # early (blue) -> late (red)
-
-
-def step_colour(step, num_steps):
-    f = step / max(1, num_steps - 1) * (len(PALETTE) - 1)
-    a, b, w = PALETTE[int(f)], PALETTE[min(int(f) + 1, len(PALETTE) - 1)], f - int(f)
-    return tuple(round(a[c] + (b[c] - a[c]) * w) for c in range(3))
-
-
-def token_pieces(tok, ids):
-    """Each token's bytes (ids the tokenizer lacks, e.g. padded embedding rows, become b'?')."""
-    out = []
-    for i in ids:
-        try:
-            out.append(tok.token_bytes(int(i)))
-        except ValueError:
-            out.append(b"?")
-    return out
-
-
-def token_texts(tok, ids):
-    return [b.decode("utf-8", errors="replace") for b in token_pieces(tok, ids)]
-
-
-def order_ansi(tok, ids, steps, num_steps):
-    """The tokens coloured by commit step (24-bit ANSI), plus a legend line."""
-    body = "".join(f"\x1b[1;38;2;{r};{g};{b}m{text}\x1b[0m" for text, (r, g, b) in
-                   ((t, step_colour(int(s), num_steps)) for t, s in zip(token_texts(tok, ids), steps)))
-    legend = "".join(f"\x1b[38;2;{r};{g};{b}m\u2588\x1b[0m" for r, g, b in (step_colour(s, 21) for s in range(21)))
-    return f"{body}\n[step 0 {legend} step {num_steps - 1}]"
-
-
-def order_text(tok, ids, steps, num_steps):
-    """The same picture in plain text: under each line of the completion, one digit per character, the
-    tenth of the decoding (0: first steps ... 9: last steps) in which its token was committed."""
-    code, when = "", ""
-    for text, s in zip(token_texts(tok, ids), steps):
-        d = str(min(9, 10 * int(s) // max(1, num_steps)))
-        code += text
-        when += "".join("\n" if ch == "\n" else d for ch in text)
-    return "\n".join(f"{c}\n{w}" for c, w in zip(code.split("\n"), when.split("\n")) if c.strip())
-
-
-def order_html_doc(tok, samples, num_steps):
-    """An HTML page: one <pre> per sample, each token's background coloured by its commit step."""
-    blocks = []
-    for ids, steps, conf in samples:
-        spans = "".join(f'<span style="background:rgb{step_colour(int(s), num_steps)}" '
-                        f'title="step {int(s)}, confidence {float(c):.3f}">{html.escape(t)}</span>'
-                        for t, s, c in zip(token_texts(tok, ids), steps, conf))
-        blocks.append(f"<pre>{spans}</pre>")
-    return ("<!doctype html><meta charset='utf-8'><title>decoding order</title><body style='font:14px monospace'>"
-            f"<p>Background: the step that committed the token (blue = early, red = late; {num_steps} steps). "
-            f"Hover for the step and confidence.</p>{''.join(blocks)}</body>")
-
-
-# -----------------------------------------------------------------------------
-# loading and the CLI
-
-def pick_model_dir(path):
-    """out_dir as given, except that the default falls back to the other tiny model."""
-    if path != TINY_DIRS[0]:
-        return path
-    for d in TINY_DIRS:
-        if os.path.isfile(os.path.join(d, "config.json")) or latest_checkpoint(d):
-            return d
-    raise FileNotFoundError("no tiny model in out/sft_tiny or out/pretrain_tiny; train it with "
-                            "`python train_pretrain.py config/pretrain_tiny.py` or pass --out_dir=<checkpoint or HF directory>")
-
-
-def load_model(path, device, dtype_str="bfloat16"):
-    """(model, tokenizer, model_dir, meta) from a training out_dir or an HF directory, checking that
-    the tokenizer beside the weights is the one the model was trained with."""
-    model_dir = resolve_model_dir(path)
-    tok = Tokenizer.from_pretrained(model_dir)
-    meta_file = os.path.join(model_dir, "meta.json")
-    meta = {}
-    if os.path.isfile(meta_file):
-        with open(meta_file) as f:
-            meta = json.load(f)
-    if meta.get("tokenizer_identity", tok.identity) != tok.identity:
-        raise ValueError(f"checkpoint {model_dir} was trained with tokenizer {meta['tokenizer_identity']} but its directory holds "
-                         f"tokenizer {tok.identity}; copy the training tokenizer files next to the weights")
-    model = Transformer.from_pretrained(model_dir, device=device, dtype=torch.float32 if dtype_str == "float32" else None)
-    cfg_mask = model.config.mask_token_id
-    if (cfg_mask is not None and cfg_mask != tok.mask_token_id) or tok.vocab_size > model.config.vocab_size:
-        raise ValueError(f"the tokenizer in {model_dir} does not match the model (mask id {tok.mask_token_id} vs config {cfg_mask}, "
-                         f"vocab {tok.vocab_size} vs {model.config.vocab_size} rows); use the tokenizer the model was trained with")
-    return model, tok, model_dir, meta
-
-
-def left_pad(seqs, pad_id, device):
-    """List of id lists -> (input_ids, attention_mask) left-padded to the longest."""
-    T = max(len(s) for s in seqs)
-    ids = torch.tensor([[pad_id] * (T - len(s)) + list(s) for s in seqs], device=device)
-    mask = torch.tensor([[0] * (T - len(s)) + [1] * len(s) for s in seqs], device=device)
-    return ids, mask
-
-
-def stop_ids(tok):
-    """The ids that end a completion (those of <|im_end|>, <|dlm_pad|>, <|endoftext|> the tokenizer has)."""
-    return [tok.special_tokens[s] for s in ("<|im_end|>", "<|dlm_pad|>", "<|endoftext|>") if s in tok.special_tokens]
-
-
-def cut_at_stop(ids, stops):
-    """Generated ids up to (excluding) the first end-of-turn / <|dlm_pad|> / EOS."""
-    ids = [int(i) for i in ids]
-    return ids[:min([ids.index(s) for s in stops if s in ids], default=len(ids))]
-
-
-def completion_text(tok, ids):
-    """The text of a generated completion: cut at the first stop token, without ids past the
-    tokenizer's vocabulary (the padded embedding rows, which an under-trained model can sample)."""
-    return tok.decode([i for i in cut_at_stop(ids, stop_ids(tok)) if i < tok.vocab_size])
-
+# the CLI
 
 def read_prompts(path, n):
     if not path:
         from tasks import generate_tasks
         return [t.question for t in generate_tasks("test", n, seed=0)]
+    if path.endswith(".jsonl"):
+        return [(r.get("question") or r["prompt"]) for _, r in load_jsonl(path)][:n]
     with open(path) as f:
-        if path.endswith(".jsonl"):
-            prompts = [(r.get("question") or r["prompt"]) for r in map(json.loads, filter(str.strip, f))]
-        else:
-            prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
+        prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
     return prompts[:n]
 
 
@@ -563,23 +332,26 @@ def run_analysis(model, tok, cfg, prompts, encode, dev, ctx):
     cols = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
     cols = [c for c in cols if c <= N]
     rows = []
-    print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | " + " ".join(f"global@{k}" for k in range(1, 5)))
+    print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | "
+          + " ".join(f"global@{k}" for k in range(1, 5)))
     for temp in cfg.analyze_temperatures:
-        g = torch.Generator(device=dev).manual_seed(cfg.seed)
+        g = seeded(cfg.seed, device=dev)
         local, glob, first = [[] for _ in range(4)], [[] for _ in range(4)], []
         for b in range(0, len(prompts), cfg.analyze_batch):
             ids, mask = left_pad([encode(p) for p in prompts[b:b + cfg.analyze_batch]], tok.pad_token_id, dev)
             with ctx:
-                _, h = diffusion_generate(model, ids, mask, max_new_tokens=N, steps=N, temperature=temp, top_p=cfg.top_p,
-                                          top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, eps=cfg.eps,
-                                          mask_token_id=tok.mask_token_id, generator=g, return_history=True)
+                _, h = diffusion_generate(model, ids, mask, max_new_tokens=N, steps=N, temperature=temp,
+                                          top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp,
+                                          eps=cfg.eps, mask_token_id=tok.mask_token_id, generator=g,
+                                          return_history=True)
             for r in range(ids.size(0)):
                 order = h.order(r)
                 for k in range(4):
                     local[k].append(local_ar_ness(order, k + 1))
                     glob[k].append(global_ar_ness(order, k + 1))
             first.append(h.first_confidence.float().cpu())
-        print(f"{temp:>5.2f} | " + " ".join(f"{fmean(v):7.3f}" for v in local) + " | " + " ".join(f"{fmean(v):8.3f}" for v in glob))
+        print(f"{temp:>5.2f} | " + " ".join(f"{fmean(v):7.3f}" for v in local) + " | "
+              + " ".join(f"{fmean(v):8.3f}" for v in glob))
         rows.append((temp, torch.cat(first).mean(0)))
     print(f"\nmean first-step confidence ({cfg.alg}) by distance from the prompt (higher = more confident; "
           "an 'entropy sink' peaks right after the prompt)")
@@ -589,11 +361,12 @@ def run_analysis(model, tok, cfg, prompts, encode, dev, ctx):
 
 
 def main(argv=None):
+    import decoders  # here, not at the top: decoders.py imports this file's pieces
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
     steps = cfg.steps or cfg.max_new_tokens
-    fast = dict(block_length=cfg.block_length, threshold=cfg.threshold, cache=cfg.cache, cache_refresh=cfg.cache_refresh)
-    check_decoding_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
+    fast = {k: getattr(cfg, k) for k in decoders.FAST_OPTIONS}  # block_length, threshold, cache, cache_refresh
+    decoders.check_fast_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
     dev = resolve_device(cfg.device)
     cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model, tok, model_dir, meta = load_model(pick_model_dir(cfg.out_dir), dev, cfg.dtype)
@@ -601,7 +374,8 @@ def main(argv=None):
     run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts
     chat = cfg.chat if cfg.chat is not None else (run.get("mode") == "sft" or "estimator" in run)
     encode = (lambda q: tok.encode(tok.diffucoder_prompt(q))) if chat else tok.encode
-    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; chat template {'on' if chat else 'off'}")
+    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; "
+          f"chat template {'on' if chat else 'off'}")
     if cfg.analyze:
         return run_analysis(model, tok, cfg, read_prompts(cfg.analyze_file, cfg.analyze_n), encode, dev, ctx)
     text = cfg.prompt
@@ -616,14 +390,16 @@ def main(argv=None):
     block = cfg.block_length or cfg.max_new_tokens
     if cfg.threshold is None:
         schedule = commit_schedule(block, steps // (cfg.max_new_tokens // block), cfg.eps)
-        rule = f"tokens committed per step{' in each block' if cfg.block_length else ''}: {schedule[:6]}{' ...' if len(schedule) > 6 else ''}"
+        rule = (f"tokens committed per step{' in each block' if cfg.block_length else ''}: "
+                f"{schedule[:6]}{' ...' if len(schedule) > 6 else ''}")
     else:
         rule = f"every token with probability > {cfg.threshold} committed, at least one per step"
     cached = f", {cfg.cache} KV cache over blocks of {block}" if cfg.cache else ""
-    print(f"decoding {cfg.num_samples} x {cfg.max_new_tokens} tokens in {'at most ' if cfg.threshold else ''}{steps} steps "
+    print(f"decoding {cfg.num_samples} x {cfg.max_new_tokens} tokens in {'at most ' if cfg.threshold else ''}"
+          f"{steps} steps "
           f"({cfg.alg}, temperature {cfg.temperature}{cached}); {rule}")
     ids = torch.tensor([encode(text)] * cfg.num_samples, device=dev)
-    g = torch.Generator(device=dev).manual_seed(cfg.seed)
+    g = seeded(cfg.seed, device=dev)
     forwards, tty = [0], sys.stderr.isatty() and steps >= 32
 
     def progress(*_):  # count the forwards (fewer than the steps with a threshold)
@@ -633,9 +409,10 @@ def main(argv=None):
     hook = model.register_forward_hook(progress)
     t0 = time.perf_counter()
     with ctx:
-        out, hist = diffusion_generate(model, ids, max_new_tokens=cfg.max_new_tokens, steps=steps, temperature=cfg.temperature,
-                                       top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp, eps=cfg.eps,
-                                       mask_token_id=tok.mask_token_id, generator=g, return_history=True, **fast)
+        out, hist = decoders.generate(model, ids, max_new_tokens=cfg.max_new_tokens, steps=steps,
+                                      temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg,
+                                      alg_temp=cfg.alg_temp, eps=cfg.eps, mask_token_id=tok.mask_token_id, generator=g,
+                                      return_history=True, **fast)
     dt = time.perf_counter() - t0
     hook.remove()
     if tty:
@@ -645,7 +422,8 @@ def main(argv=None):
     for b in range(cfg.num_samples):
         kept = cut_at_stop(out[b, P:].tolist(), stops)
         steps_b, conf_b = hist.steps[b, :len(kept)].tolist(), hist.confidence[b, :len(kept)].tolist()
-        print(f"--- sample {b + 1}/{cfg.num_samples} ({len(kept)} of {cfg.max_new_tokens} tokens before a stop token) ---")
+        print(f"--- sample {b + 1}/{cfg.num_samples} ({len(kept)} of {cfg.max_new_tokens} tokens before a stop "
+              f"token) ---")
         if not cfg.show_order:
             print(b"".join(token_pieces(tok, kept)).decode(errors="replace"))
         else:  # colours on a terminal, digits when the output goes to a file
@@ -656,7 +434,8 @@ def main(argv=None):
             f.write(order_html_doc(tok, pictures, steps))
         print(f"wrote {cfg.order_html}")
     n = cfg.num_samples * cfg.max_new_tokens
-    print(f"decoded {cfg.num_samples} x {cfg.max_new_tokens} tokens in {steps} steps ({forwards[0]} forwards): {dt:.2f} s, "
+    print(f"decoded {cfg.num_samples} x {cfg.max_new_tokens} tokens in {steps} steps ({forwards[0]} forwards): "
+          f"{dt:.2f} s, "
           f"{n / dt:,.1f} tok/s, {1000 * dt / max(1, forwards[0]):.1f} ms/forward")
 
 

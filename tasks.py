@@ -37,6 +37,8 @@ import random
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+from configurator import load_jsonl
+
 # -----------------------------------------------------------------------------
 # split
 HELDOUT_FRAC = 0.25       # fraction of each family's multi-primitive templates reserved for test
@@ -417,8 +419,7 @@ def write_jsonl(tasks, path):
 
 
 def read_jsonl(path):
-    with open(path) as f:
-        return [Task(**json.loads(line)) for line in f if line.strip()]
+    return [Task(**r) for _, r in load_jsonl(path)]
 
 
 if __name__ == "__main__":

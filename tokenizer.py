@@ -39,6 +39,8 @@ import unicodedata
 import numpy as np
 import tiktoken
 
+from configurator import load_json
+
 QWEN2_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 DEFAULT_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>", "<|dlm_pad|>")
@@ -73,11 +75,6 @@ def _unicode_to_byte():
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     others = [b for b in range(256) if b not in printable]  # these map to chr(256), chr(257), ...
     return {**{chr(b): b for b in printable}, **{chr(256 + n): b for n, b in enumerate(others)}}
-
-
-def _read_json(path):
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _hf_pattern(pre, where):
@@ -137,7 +134,7 @@ class Tokenizer:
 
     @classmethod
     def _load_ours(cls, path):
-        meta = _read_json(os.path.join(path, "tokenizer_meta.json"))
+        meta = load_json(os.path.join(path, "tokenizer_meta.json"))
         ranks = {}
         with open(os.path.join(path, "tokenizer.tiktoken"), "rb") as f:
             for line in f.read().splitlines():
@@ -152,7 +149,7 @@ class Tokenizer:
     @classmethod
     def _load_hf(cls, path, has):
         if has("tokenizer.json"):
-            cfg = _read_json(os.path.join(path, "tokenizer.json"))
+            cfg = load_json(os.path.join(path, "tokenizer.json"))
             model, where = cfg["model"], os.path.join(path, "tokenizer.json")
             if model.get("type") != "BPE" or (cfg.get("normalizer") or {"type": "NFC"})["type"] != "NFC":
                 raise ValueError(f"{where}: only byte-level BPE with no or NFC normalizer is supported")
@@ -161,12 +158,12 @@ class Tokenizer:
             pattern, normalize = _hf_pattern(cfg.get("pre_tokenizer"), where), "NFC" if cfg.get("normalizer") else None
         else:
             where = os.path.join(path, "vocab.json")
-            vocab = _read_json(where)
+            vocab = load_json(where)
             with open(os.path.join(path, "merges.txt"), encoding="utf-8") as f:
                 merges = [m.split(" ") for m in f.read().split("\n") if m and not m.startswith("#version")]
-            tc = _read_json(os.path.join(path, "tokenizer_config.json")) if has("tokenizer_config.json") else {}
+            tc = load_json(os.path.join(path, "tokenizer_config.json")) if has("tokenizer_config.json") else {}
             added = {t["content"]: int(i) for i, t in tc.get("added_tokens_decoder", {}).items()}
-            added.update(_read_json(os.path.join(path, "added_tokens.json")) if has("added_tokens.json") else {})
+            added.update(load_json(os.path.join(path, "added_tokens.json")) if has("added_tokens.json") else {})
             pattern, normalize = QWEN2_PATTERN, "NFC"  # as Qwen2Tokenizer (and Dream's copy of it) does
         u2b = _unicode_to_byte()
         try:

@@ -49,7 +49,6 @@ How this relates to the paper and the official code:
    mostly negative, advantage) although the reward never saw them.
 """
 
-import json
 import math
 import os
 import sys
@@ -57,7 +56,16 @@ import time
 
 import torch
 
-from configurator import config_keys, configure, print_config, run_cli
+from checkpoint import (latest_checkpoint, load_training_state, read_tokenizer_files, resolve_model_dir,
+                        save_checkpoint)
+from common import (Dist, autocast, build_model, completion_text, epoch_indices, left_pad, lr_at, make_optimizer,
+                    resolve_dtype, seeded, set_grad_sync, stop_ids)
+from configurator import config_keys, configure, load_jsonl, print_config, run_cli
+from eval import evaluate_tasks
+from execution import score_completions
+from model import predictor_rows
+from sample import diffusion_generate
+from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
 # I/O
@@ -180,7 +188,6 @@ def per_token_logps(model, input_ids, attention_mask, completion_start, mask_tok
 
     input_ids (B, T) = left-padded prompt + completion (starting at completion_start); attention_mask
     (B, T) the rollout's padding mask or None. All passes run as one batch of P * B sequences."""
-    from model import predictor_rows
     B, T = input_ids.shape
     masked, coef = estimator_masks(input_ids, completion_start, estimator, num_pairs, t_min, t_max, p_mask_prompt,
                                    attention_mask, generator)
@@ -244,33 +251,16 @@ def read_task_records(path):
         raise FileNotFoundError(f"task file '{path}' not found; run `python prepare_data.py --kind=tasks` (tiny tasks) "
                                 f"or `python prepare_data.py --kind=acecode` (AceCode hard split).")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if line.strip():
-                r = json.loads(line)
-                if "question" not in r or not r.get("tests"):
-                    raise ValueError(f"{path} line {i + 1} needs a 'question' and a non-empty 'tests' list.")
-                records.append(r)
+    for i, r in load_jsonl(path):
+        if "question" not in r or not r.get("tests"):
+            raise ValueError(f"{path} line {i} needs a 'question' and a non-empty 'tests' list.")
+        records.append(r)
     if not records:
         raise ValueError(f"task file '{path}' is empty.")
     return records
 
 
-def seeded(*keys):
-    """A CPU generator seeded by a tuple of ints (no global RNG involved)."""
-    s = 0
-    for k in keys:
-        s = (s * 1_000_003 + int(k)) % (2**63 - 1)
-    return torch.Generator().manual_seed(s)
-
-
 def main(argv=None):
-    from common import (Dist, autocast, resolve_dtype, build_model, epoch_indices, latest_checkpoint, load_training_state, lr_at, make_optimizer, resolve_model_dir,
-                        read_tokenizer_files, save_checkpoint, set_grad_sync)
-    from execution import extract_code, format_reward, run_tests_batch
-    from sample import completion_text, diffusion_generate, stop_ids
-    from tokenizer import Tokenizer
-
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     if cfg.estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got '{cfg.estimator}'.")
@@ -343,23 +333,8 @@ def main(argv=None):
         model.train()
         return groups
 
-    def score(records, completions_text):
-        """Rewards (code pass rate, format) for each completion; code runs in the sandbox in parallel."""
-        fmt = [format_reward(c) for c in completions_text]
-        jobs, where = [], []
-        for i, (r, text, f) in enumerate(zip(records, completions_text, fmt)):
-            if f == 1.0:
-                jobs.append((extract_code(text), r["tests"]))
-                where.append(i)
-        code = [0.0] * len(completions_text)
-        for i, res in zip(where, run_tests_batch(jobs, timeout_s=cfg.exec_timeout, workers=cfg.exec_workers,
-                                                 packages=cfg.exec_packages)):
-            code[i] = res.passed / res.total
-        return torch.tensor(code), torch.tensor(fmt)
-
     def run_eval(step):
         """Greedy pass@1 on the held-out prompts, split over ranks (every rank decodes equally many)."""
-        from eval import evaluate_tasks
         n = math.ceil(len(eval_records) / d.world_size)
         mine = eval_records[d.rank * n:(d.rank + 1) * n]
         real = len(mine)
@@ -396,20 +371,17 @@ def main(argv=None):
         for p, comp in groups:
             for row in comp:
                 seqs.append((p, row))
-        P_max = max(len(p) for p, _ in seqs)
-        input_ids = torch.full((len(seqs), P_max + C), tok.pad_token_id, dtype=torch.long, device=d.device)
-        attn = torch.zeros_like(input_ids)
-        for i, (p, row) in enumerate(seqs):
-            input_ids[i, P_max - len(p):P_max] = torch.tensor(p, device=d.device)
-            input_ids[i, P_max:] = row
-            attn[i, P_max - len(p):] = 1
+        P_max = max(len(p) for p, _ in seqs)  # every completion is C tokens, so they all start at P_max
+        input_ids, attn = left_pad([p + row.tolist() for p, row in seqs], tok.pad_token_id, d.device)
         comp_ids = input_ids[:, P_max:]
         cmask, truncated = completion_mask(comp_ids, stops)
         texts = [completion_text(tok, row.tolist()) for row in comp_ids]
 
         # 2. rewards
         t1 = time.time()
-        code_r, fmt_r = score([r for r in records for _ in range(G)], texts)
+        scored = score_completions(texts, [r["tests"] for r in records for _ in range(G)], cfg.exec_timeout,
+                                   cfg.exec_workers, cfg.exec_packages)
+        fmt_r, code_r = (torch.tensor(v) for v in zip(*scored))
         rewards = cfg.code_weight * code_r + cfg.format_weight * fmt_r  # (local_prompts * G,)
         t_reward = time.time() - t1
 

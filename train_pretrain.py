@@ -33,7 +33,6 @@ gradient accumulation), and resuming from a checkpoint continues the run exactly
 is the step number.
 """
 
-import json
 import os
 import sys
 import time
@@ -41,7 +40,14 @@ import time
 import numpy as np
 import torch
 
-from configurator import config_keys, configure, print_config, run_cli
+from checkpoint import (latest_checkpoint, load_tokenizer, load_training_state, read_meta, resolve_model_dir,
+                        save_checkpoint)
+from common import (Dist, autocast, build_model, epoch_indices, lr_at, make_optimizer, matmul_flops, resolve_dtype,
+                    seeded, set_grad_sync, sync)
+from configurator import config_keys, configure, load_jsonl, print_config, run_cli
+from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
+from model import ModelConfig, padding_position_ids, predictor_rows
+from probes import format_probes
 
 # -----------------------------------------------------------------------------
 # I/O
@@ -99,11 +105,6 @@ CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
 
-def step_generator(seed, step):
-    """The generator for everything random in one optimizer step (same on every rank)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
 class PackedData:
     """Random windows of a flat token file (pre-training)."""
 
@@ -145,17 +146,11 @@ def sft_records(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) or pass a jsonl of question/answer records.")
     records = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if line.strip():
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path} line {i + 1} is not valid JSON ({e}); fix or remove that line.") from None
-                q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
-                if q is None or a is None:
-                    raise ValueError(f"{path} line {i + 1} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
-                records.append((q, a))
+    for i, r in load_jsonl(path):
+        q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
+        if q is None or a is None:
+            raise ValueError(f"{path} line {i} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
+        records.append((q, a))
     if not records:
         raise ValueError(f"sft_file '{path}' has no records.")
     return records
@@ -191,7 +186,6 @@ class SFTData:
         self.data, self.seed = rows, seed
 
     def rows(self, start, n):
-        from common import epoch_indices
         return self.data[epoch_indices(start, n, len(self.data), self.seed)]
 
 
@@ -205,13 +199,6 @@ def truncate_rows(rows, fraction, eos_id, generator):
 
 
 def main(argv=None):
-    from common import (Dist, autocast, build_model, latest_checkpoint, load_tokenizer, load_training_state, lr_at,
-                        make_optimizer, matmul_flops, read_meta, resolve_dtype, resolve_model_dir, save_checkpoint,
-                        set_grad_sync, sync)
-    from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
-    from model import ModelConfig, padding_position_ids, predictor_rows
-    from probes import format_probes
-
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     if cfg.mode not in ("pretrain", "sft"):
         raise ValueError(f"mode must be 'pretrain' or 'sft', got '{cfg.mode}'.")
@@ -338,7 +325,7 @@ def main(argv=None):
         """The loss of one micro-batch (all tensors on the device), divided by `normalizer`."""
         ag = None
         if cfg.anneal_steps > 0 and step < cfg.anneal_steps:  # the annealing coins, per (step, rank, micro-batch)
-            ag = torch.Generator(device=d.device).manual_seed((cfg.seed * 1_000_003 + step) * 4099 + d.rank * 257 + micro)
+            ag = seeded(cfg.seed, step, d.rank, micro, device=d.device)
         attn = training_attention_mask(cfg.objective, rows.real, step, cfg.anneal_steps, ag)
         pos = None if bool(rows.real.all()) else padding_position_ids(rows.real)
         with autocast(d.device_type, cfg.dtype):
@@ -357,7 +344,7 @@ def main(argv=None):
         attention), and the probes (rank 0 prints them)."""
         module.eval()
         total, count = torch.zeros((), device=d.device), torch.zeros((), device=d.device)
-        g = step_generator(cfg.seed + 1, 0)
+        g = seeded(cfg.seed + 1, 0)
         for i in range(cfg.eval_batches):
             batch = global_batch(val_data, i, g, cfg.batch_size * d.world_size)
             sl = slice(d.rank * cfg.batch_size, (d.rank + 1) * cfg.batch_size)
@@ -387,7 +374,7 @@ def main(argv=None):
         lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, decay_steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        g = step_generator(cfg.seed, step)
+        g = seeded(cfg.seed, step)
         batch = global_batch(train_data, step, g, global_B)
         normalizer = batch[2].sum().clamp(min=1).item()  # supervised (masked) tokens in the whole optimizer step
         rows, inp, targets, t = to_device(*batch, slice(d.rank * local_B, (d.rank + 1) * local_B))

@@ -1,7 +1,9 @@
 """
-Tests for bench.py: every CPU workload runs on a minuscule random model and puts its rows in the table;
-the reference (transformers' Qwen2 run bidirectionally + Dream's decoding loop) has our logits and
-decodes our tokens in fp32; the bidirectionality probe catches a causal model; clear one-line errors.
+Tests for bench/: every CPU workload of bench.speed runs on a minuscule random model and puts its rows in
+the table, with the forward count and the FLOP count worked out by hand; the reference (transformers'
+Qwen2 run bidirectionally, driven by our decoder) has our logits and decodes our tokens in fp32, and a
+bf16-only disagreement is reported as such; the bidirectionality probe catches a causal model; clear
+one-line errors.
 
 Hermetic (random models, files in a temporary directory). Run: .venv/bin/python -m pytest tests/test_bench.py
 """
@@ -9,7 +11,8 @@ Hermetic (random models, files in a temporary directory). Run: .venv/bin/python 
 import pytest
 import torch
 
-import bench
+from bench import reference
+from bench import speed as bench
 
 MINI = dict(vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64, rope_theta=10000.0)
 SMALL_RUN = [f"--model={MINI}", f"--train_model={MINI}", f"--grpo_model={MINI}", "--device=cpu", "--repeats=1",
@@ -23,24 +26,43 @@ def test_every_workload_fp32():
     rows = bench.main(SMALL_RUN + ["--dtype=float32"])
     got = [(r["workload"], r["setting"]) for r in rows]
     assert got == [("decode", "exact"), ("decode", "block_length=8"), ("decode", "no_such_option=1"),
-                   ("reference", "ours, greedy"), ("reference", "transformers + Dream loop"),
+                   ("reference", "ours, greedy"), ("reference", "transformers' Qwen2, same loop"),
                    ("train", "pretrain"), ("train", "sft"), ("grpo", "coupled, micro-batch 2")]
-    timed = [r for r in rows if "no_such_option" not in r["setting"]]
-    assert all(r["seconds"] > 0 for r in timed)
-    assert "not available: diffusion_generate has no no_such_option argument" in rows[2]["notes"]
-    assert "speed-up" in rows[1]["notes"]
+    assert "not available: fast_generate has no no_such_option argument" in rows[2]["notes"]
+    assert "16 forwards, speed-up" in rows[1]["notes"]  # 16 steps: one forward each (the counter is per call)
+    assert rows[0]["notes"].endswith(", 16 forwards")
     assert rows[4]["notes"].startswith("identical: yes;")
     assert "ours/reference time" in rows[3]["notes"]
-    assert all(0 < r["mfu"] for r in rows[5:])
+    assert all(0 < r["mfu"] < 1 for r in rows[5:])
     table = bench.format_table(rows)
-    assert len(table.splitlines()) == 2 + len(rows) and "transformers + Dream loop" in table
+    assert len(table.splitlines()) == 2 + len(rows) and "transformers' Qwen2, same loop" in table
 
 
-def test_reference_in_bf16_says_what_it_compared():
-    rows = bench.main(SMALL_RUN + ["--workloads=[reference]"])
+def test_flops_counted_by_hand():
+    """A planted bug in the parameter count (norms or biases counted as matmuls, the LM head counted per
+    token instead of per masked row) changes these numbers."""
+    m, _, _ = bench.random_model(MINI, "cpu", 32, seed=0)
+    C, kv, inter = 32, 2 * 8, 64  # n_embd, n_kv_head * head_dim, intermediate_size
+    body = 2 * (C * C + 2 * C * kv + C * C + 3 * C * inter)  # 2 layers of q, k, v, o and the SwiGLU MLP
+    assert bench.matmul_params(m) == (body, 64 * C)
+    attention = 12 * 2 * 4 * 8 * 24 * 3 * 24  # 12 x layers x heads x head_dim x T, per token, 3 x 24 tokens
+    assert bench.train_flops(m, 3, 24, 10) == 6 * body * 3 * 24 + 6 * 64 * C * 10 + attention
+
+
+def test_reference_that_differs_in_bf16_only_is_rechecked_in_fp32(monkeypatch):
+    """The reference's logits are perturbed under autocast only: the row must say the tokens differ in
+    bf16 and agree in fp32 (a planted bug in the fp32 recheck, e.g. running it under autocast, fails)."""
+    forward = reference.ReferenceModel.forward
+
+    def bf16_noise(self, idx, attention_mask=None, output_rows=None):
+        logits = forward(self, idx, attention_mask, output_rows)
+        if torch.is_autocast_enabled("cpu"):
+            logits = logits + 50 * torch.randn(logits.shape, generator=torch.Generator().manual_seed(0))
+        return logits
+    monkeypatch.setattr(reference.ReferenceModel, "forward", bf16_noise)
+    rows = bench.main(SMALL_RUN + ["--workloads=[reference]", "--dtype=bfloat16"])
     assert [r["workload"] for r in rows] == ["reference", "reference"]
-    notes = rows[1]["notes"]
-    assert notes.startswith("identical: yes;") or "in bfloat16; in float32 yes" in notes
+    assert rows[1]["notes"].startswith("identical: no (2/2 rows differ) in bfloat16; in float32 yes;")
 
 
 def test_reference_model_is_ours_and_bidirectional():
@@ -52,20 +74,20 @@ def test_reference_model_is_ours_and_bidirectional():
                 p.add_(0.1 * torch.randn_like(p))
     x = torch.randint(0, mask_id, (2, 20))
     for via_disk in (True, False):  # save_pretrained -> from_pretrained, and the in-memory copy used for 7B
-        bench.REFERENCE_WEIGHTS_VIA_DISK, saved = (2e9 if via_disk else 0), bench.REFERENCE_WEIGHTS_VIA_DISK
+        reference.REFERENCE_WEIGHTS_VIA_DISK, saved = (2e9 if via_disk else 0), reference.REFERENCE_WEIGHTS_VIA_DISK
         try:
-            hf = bench.hf_reference_model(m)
+            hf = reference.hf_reference_model(m)
         finally:
-            bench.REFERENCE_WEIGHTS_VIA_DISK = saved
-        forward = bench.hf_forward(hf)
-        bench.check_bidirectional(forward, x)
+            reference.REFERENCE_WEIGHTS_VIA_DISK = saved
+        forward = reference.hf_forward(hf)
+        reference.check_bidirectional(forward, x)
         with torch.no_grad():
             assert (m(x) - forward(x)).abs().max() <= 1e-4
     for module in hf.modules():  # a causal model must be caught
         if hasattr(module, "is_causal"):
             module.is_causal = True
     with pytest.raises(RuntimeError, match="causally"):
-        bench.check_bidirectional(forward, x)
+        reference.check_bidirectional(forward, x)
 
 
 def test_clear_errors(monkeypatch):

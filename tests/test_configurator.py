@@ -1,5 +1,6 @@
 """
-configurator.py: defaults, config files, --key=value overrides, and the errors for bad input.
+configurator.py: defaults, config files, --key=value overrides, the errors for bad input, and JSON files
+whose errors name the file and the line (through the scripts' one-line `error: ...`).
 
 Run: .venv/bin/python -m pytest tests/test_configurator.py
 """
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-from configurator import ConfigError, config_keys, configure
+from configurator import ConfigError, config_keys, configure, load_json, load_jsonl
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -81,3 +82,40 @@ def test_pretrain_7b_spans_65b_tokens_on_any_node_count(monkeypatch, world_size,
     tokens_per_step = int(world_size or 1) * cfg.batch_size * cfg.grad_accum * cfg.block_size
     assert cfg.max_steps == steps and (steps - 1) * tokens_per_step < 65e9 <= steps * tokens_per_step
     assert cfg.lr_decay_steps is None  # the cosine schedule spans max_steps
+
+
+def test_json_errors_name_the_file_and_the_line(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"a": 1}\n\n{"a": 2}\n')
+    assert load_jsonl(good) == [(1, {"a": 1}), (3, {"a": 2})]  # line numbers as an editor shows them
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n\n{"a": 2,}\n')
+    with pytest.raises(ConfigError, match=rf"^{bad} line 3: malformed JSON"):
+        load_jsonl(bad)
+    config = tmp_path / "config.json"
+    config.write_text('{\n  "vocab_size": 64,\n  "n_layer": 2\n  "n_head": 4\n}\n')
+    with pytest.raises(ConfigError, match=rf"^{config} line 4: malformed JSON"):
+        load_json(config)
+
+
+@pytest.mark.parametrize("script,args,file", [
+    ("sample.py", ["--out_dir={d}"], "config.json"),  # a model directory whose config.json is broken
+    ("train_grpo.py", ["--init_from={d}", "--train_file={d}/tasks.jsonl", "--eval_n=0"], "tasks.jsonl"),
+])
+def test_scripts_print_one_line_naming_the_bad_json_file(tmp_path, script, args, file):
+    """Before, a malformed file printed only the decoder's message ('Expecting ',' delimiter: line 1 ...')."""
+    from checkpoint import save_pretrained
+    from model import ModelConfig, Transformer
+    from tokenizer import Tokenizer
+    tok = Tokenizer.train(iter([f"def f{i}(x):\n    return x + {i}\n" for i in range(200)]), vocab_size=300)
+    save_pretrained(Transformer(ModelConfig(vocab_size=320, n_layer=1, n_head=2, n_kv_head=1, n_embd=16,
+                                            intermediate_size=32, max_seq_len=64, mask_token_id=tok.mask_token_id)),
+                    tmp_path)
+    tok.save(tmp_path)
+    (tmp_path / "tasks.jsonl").write_text('{"question": "q", "tests": ["assert True"]}\n{"question": "q" "tests"}\n')
+    if file == "config.json":
+        (tmp_path / file).write_text((tmp_path / file).read_text().replace(",", "", 1))
+    r = subprocess.run([sys.executable, script, *[a.format(d=tmp_path) for a in args], "--device=cpu"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"error: {tmp_path / file} line ") and "malformed JSON" in r.stderr

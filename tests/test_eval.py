@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import eval as ev
+from checkpoint import save_pretrained
 from model import ModelConfig, Transformer
 from tasks import generate_tasks, write_jsonl
 from tokenizer import Tokenizer, diffucoder_prompt
@@ -38,7 +39,7 @@ def saved(tmp_path_factory):
     m = Transformer(cfg)
     with torch.no_grad():
         m.lm_head.weight.mul_(20.0)  # peaked distributions: no near-ties between positions' confidences
-    m.save_pretrained(d)
+    save_pretrained(m, d)
     tok.save(d)
     return str(d), tok
 
@@ -278,7 +279,7 @@ def test_resume_after_a_crash_generates_each_sample_once(saved, tmp_path, monkey
 # evaluate_tasks and generate_completions on a tiny model
 
 def test_evaluate_tasks_end_to_end(saved):
-    from sample import load_model
+    from checkpoint import load_model
     model, tok, _, _ = load_model(saved[0], "cpu", "float32")
     tasks = generate_tasks("test", 3, seed=0)
     out = ev.evaluate_tasks(model, tok, tasks, n_samples=2, max_new_tokens=8, dtype="float32", batch_size=4, workers=1)

@@ -19,7 +19,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import execution  # noqa: E402
-from execution import ExecResult, code_reward, extract_code, format_reward, run_tests, run_tests_batch  # noqa: E402
+from execution import (ExecResult, extract_code, format_reward, run_tests, run_tests_batch,  # noqa: E402
+                       score_completions)
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = "def f(x):\n    return x + 1\n"
@@ -242,13 +243,15 @@ def f(x):
 # ---------------------------------------------------------------- containment
 
 def test_isolation_is_active():
-    run_tests(GOOD, TESTS[:1])
-    if os.geteuid() == 0:  # the interpreter under /root is bound back world-readable: no read-everything capability
-        assert execution.isolation == {"net": True, "pid": True, "ipc": True, "mount": True, "proc": True,
-                                       "read_any": False, "uid": execution.SANDBOX_UID,
-                                       "hidden": tuple(execution.hidden_dirs())}
-        assert str(Path.home()) in execution.isolation["hidden"] and str(REPO) in execution.isolation["hidden"]
-    assert set(execution.isolation) == {"net", "pid", "ipc", "mount", "proc", "read_any", "uid", "hidden"}
+    """Observed from inside the sandbox, not read back from execution.isolation (which the code fills itself):
+    a planted bug that skips the setuid, the pid or the network namespace fails one of these asserts."""
+    uid = 65534 if os.geteuid() == 0 else os.geteuid()  # root drops to 'nobody'
+    probes = [f"import os\nassert os.getuid() == {uid}",
+              f"import os\ntry:\n    os.kill({os.getpid()}, 0)\nexcept ProcessLookupError:\n    pass\n"
+              "else:\n    raise AssertionError('the host pid is visible')",
+              "import socket\nassert [name for _, name in socket.if_nameindex()] == ['lo']"]
+    check(run_tests(GOOD, probes), "pass", [True] * 3)
+    assert execution.isolation["net"] and execution.isolation["pid"] and execution.isolation["uid"] == uid
 
 
 def test_killing_parent_or_own_group_leaves_caller_unharmed():
@@ -606,11 +609,11 @@ def test_extract_code():
 def test_code_reward_only_when_format_is_right():
     good = "Here you go:\n```python\n" + GOOD + "```\n"
     half = "```python\ndef f(x):\n    return 2\n```\n"
-    assert code_reward(good, TESTS) == 1.0
-    assert code_reward(half, TESTS) == pytest.approx(1 / 3)
-    assert code_reward(good + "Hope this helps!", TESTS) == 0.0       # format 0: no run
-    assert code_reward("```python\n" + GOOD + "def (:\n```\n", TESTS) == 0.0  # format 0.5
-    assert code_reward("```python\nimport os; os._exit(0)\n```\n", TESTS) == 0.0
+    completions = [good, half, good + "Hope this helps!", "```python\n" + GOOD + "def (:\n```\n",
+                   "```python\nimport os; os._exit(0)\n```\n"]
+    scored = score_completions(completions, [TESTS] * len(completions))
+    assert scored[:2] == [(1.0, 1.0), (1.0, pytest.approx(1 / 3))]
+    assert scored[2:] == [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0)]  # format 0 and 0.5: not run; os._exit: fails
 
 
 # ---------------------------------------------------------------- HumanEval: equals the reference

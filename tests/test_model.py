@@ -11,11 +11,13 @@ import os
 
 import pytest
 import torch
+import transformers  # the reference (pinned in requirements.txt)
 
-from model import (KVCache, ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
-                   rope_cos_sin, shift_logits, write_hf_checkpoint)
+from decoders import KVCache
+from checkpoint import load_pretrained, save_pretrained, write_hf_checkpoint
+from model import (ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
+                   shift_logits)
 
-transformers = pytest.importorskip("transformers")  # test-time reference only (in requirements)
 
 CFG = dict(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128, max_seq_len=64, rope_theta=10000.0)
 
@@ -60,7 +62,7 @@ def test_parity_with_transformers_checkpoint(tmp_path):
         for p in hf.parameters():
             p.normal_(0, 0.05)
     hf.save_pretrained(tmp_path)
-    ours = Transformer.from_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path)
     idx = torch.randint(0, 96, (2, 16))
     with torch.no_grad():
         assert (ours(idx) - hf_logits(hf, idx)).abs().max() <= 1e-4
@@ -71,7 +73,7 @@ def test_parity_with_transformers_checkpoint(tmp_path):
 
 def test_our_save_loads_in_transformers(tmp_path):
     ours = tiny_model()
-    ours.save_pretrained(tmp_path)
+    save_pretrained(ours, tmp_path)
     hf = transformers.Qwen2ForCausalLM.from_pretrained(tmp_path).eval()
     idx, mask = left_padded_batch()
     with torch.no_grad():
@@ -82,8 +84,8 @@ def test_our_save_loads_in_transformers(tmp_path):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_round_trip_is_bit_exact(tmp_path, dtype):
     model = tiny_model().to(dtype)
-    model.save_pretrained(tmp_path)
-    loaded = Transformer.from_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
+    loaded = load_pretrained(tmp_path)
     assert loaded.config == model.config
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert k == k2 and a.dtype == b.dtype == dtype and torch.equal(a, b), k
@@ -106,7 +108,7 @@ def test_sharded_checkpoint_and_both_config_layouts(tmp_path):
         else:
             cfg.pop("rope_theta")
         (tmp_path / "config.json").write_text(json.dumps(cfg))
-        loaded = Transformer.from_pretrained(tmp_path)
+        loaded = load_pretrained(tmp_path)
         assert loaded.config.rope_theta == 10000.0
         assert torch.equal(loaded(idx), ref)
 
@@ -114,8 +116,8 @@ def test_sharded_checkpoint_and_both_config_layouts(tmp_path):
 def test_tied_embeddings_load(tmp_path):
     """Small Qwen2.5 models tie the LM head to the embedding and store no lm_head.weight."""
     model = tiny_model(tie_word_embeddings=True)
-    model.save_pretrained(tmp_path)
-    loaded = Transformer.from_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
+    loaded = load_pretrained(tmp_path)
     assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
     idx = torch.randint(0, 96, (1, 8))
     assert torch.equal(loaded(idx), model(idx))
@@ -136,19 +138,19 @@ def test_resize_token_embeddings_keeps_old_rows_and_adds_mean_rows(tmp_path, tie
     assert torch.allclose(model.model.embed_tokens.weight[96:], emb.mean(0).expand(32, -1))
     assert torch.allclose(model.lm_head.weight[96:], head.mean(0).expand(32, -1))
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == tied
-    model.save_pretrained(tmp_path)  # the config says 128 rows
-    assert Transformer.from_pretrained(tmp_path).config.vocab_size == 128
+    save_pretrained(model, tmp_path)  # the config says 128 rows
+    assert load_pretrained(tmp_path).config.vocab_size == 128
     with pytest.raises(ValueError, match="only grows"):
         model.resize_token_embeddings(100)
 
 
 def test_load_uses_checkpoint_dtype_and_meta_init(tmp_path, monkeypatch):
     """No fp32 copy of a bf16 checkpoint: parameters come out bf16 and random init never runs."""
-    tiny_model().to(torch.bfloat16).save_pretrained(tmp_path)
+    save_pretrained(tiny_model().to(torch.bfloat16), tmp_path)
     monkeypatch.setattr(Transformer, "_init_weights", lambda self, m: pytest.fail("random init ran during load"))
-    loaded = Transformer.from_pretrained(tmp_path)
+    loaded = load_pretrained(tmp_path)
     assert all(p.dtype == torch.bfloat16 and p.device.type == "cpu" for p in loaded.parameters())
-    assert Transformer.from_pretrained(tmp_path, dtype=torch.float32).lm_head.weight.dtype == torch.float32
+    assert load_pretrained(tmp_path, dtype=torch.float32).lm_head.weight.dtype == torch.float32
 
 
 def test_attention_is_bidirectional():
@@ -210,7 +212,6 @@ def test_kv_cache_rows_equal_the_full_forward(padded):
         mask = torch.ones_like(mask)
     pos = padding_position_ids(mask)
     mask4 = padding_attention_mask(mask)  # (B, 1, T, T)
-    cos, sin = rope_cos_sin(pos, model.config.head_dim, model.config.rope_theta)
     with torch.no_grad():
         full = model(idx, mask4, pos)
         for start, end in [(7, 12), (7, 10), (8, 9)]:
@@ -219,11 +220,9 @@ def test_kv_cache_rows_equal_the_full_forward(padded):
             cache.start, cache.end = start, end
             rows = model(idx[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache)
             assert (rows - full[:, start:end]).abs().max() <= 1e-5
-            rope = (cos[:, :, start:end], sin[:, :, start:end])
-            assert torch.equal(model(idx[:, start:end], mask4[:, :, start:end], kv_cache=cache, rope=rope), rows)
             other = idx.clone()
             other[:, :start] = (other[:, :start] + 1) % 96  # the cached rows, not these tokens, are attended to
-            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], kv_cache=cache, rope=rope), rows)
+            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache), rows)
         if not padded:  # without a mask or position ids, the rows take positions start:end
             cache.start, cache.end = 7, 12
             assert (model(idx[:, 7:12], kv_cache=cache) - full[:, 7:12]).abs().max() <= 1e-5
@@ -244,39 +243,39 @@ def test_activation_checkpointing_same_gradients():
 
 
 def test_shape_mismatch_names_the_key(tmp_path):
-    tiny_model().save_pretrained(tmp_path)
+    save_pretrained(tiny_model(), tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg["intermediate_size"] = 256
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=r"shape mismatch for 'model\.layers\.0\.mlp\.(gate|up|down)_proj\.weight'"):
-        Transformer.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_truncated_checkpoint_is_a_clear_error(tmp_path):
-    tiny_model().save_pretrained(tmp_path)
+    save_pretrained(tiny_model(), tmp_path)
     path = tmp_path / "model.safetensors"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="truncated or corrupted"):
-        Transformer.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
     path.write_bytes(b"\x00" * 16)
     with pytest.raises(ValueError, match="truncated or corrupted"):
-        Transformer.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_missing_files_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
-        Transformer.from_pretrained(tmp_path)
-    tiny_model().save_pretrained(tmp_path)
+        load_pretrained(tmp_path)
+    save_pretrained(tiny_model(), tmp_path)
     os.remove(tmp_path / "model.safetensors")
     with pytest.raises(FileNotFoundError, match="missing weight file"):
-        Transformer.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)
 
 
 def test_unsupported_architecture(tmp_path):
-    tiny_model().save_pretrained(tmp_path)
+    save_pretrained(tiny_model(), tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())
     cfg["architectures"] = ["LlamaForCausalLM"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="unsupported architecture 'LlamaForCausalLM'"):
-        Transformer.from_pretrained(tmp_path)
+        load_pretrained(tmp_path)

@@ -18,10 +18,13 @@ import sys
 import pytest
 import torch
 
+from checkpoint import load_model, load_pretrained, save_pretrained
+from common import left_pad
+from decoders import fast_generate, generate
 from model import ModelConfig, Transformer
 import sample
-from sample import (ALGS, commit_schedule, diffusion_generate, filter_logits, global_ar_ness, load_model, local_ar_ness,
-                    main, masked_positions, sample_tokens)
+from order import global_ar_ness, local_ar_ness, order_text
+from sample import ALGS, commit_schedule, diffusion_generate, filter_logits, main, sample_tokens
 
 V, MASK = 64, 63
 CFG = dict(vocab_size=V, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64, max_seq_len=48,
@@ -139,19 +142,16 @@ def test_matches_reference_loop(model, alg, n_new, steps, top_p, top_k, block, n
     monkeypatch.setattr(sample, "NUCLEUS_K", nucleus_k)
     for prompt in prompts([5, 9], seed=n_new + steps):
         [(want, want_steps)] = reference_generate(model, [prompt], n_new, steps, alg, top_p, top_k, block)
-        out, hist = diffusion_generate(model, prompt[None], max_new_tokens=n_new, steps=steps, alg=alg, top_p=top_p,
-                                       top_k=top_k, mask_token_id=MASK, block_length=block, return_history=True,
-                                       generator=torch.Generator().manual_seed(0))
+        out, hist = generate(model, prompt[None], max_new_tokens=n_new, steps=steps, alg=alg, top_p=top_p,
+                             top_k=top_k, mask_token_id=MASK, block_length=block, return_history=True,
+                             generator=torch.Generator().manual_seed(0))
         assert out[0, :len(prompt)].tolist() == prompt.tolist()
         assert out[0, len(prompt):].tolist() == want
         assert hist.steps[0].tolist() == want_steps
 
 
 def left_padded(ps):
-    T = max(len(p) for p in ps)
-    ids = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), p]) for p in ps])
-    mask = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), torch.ones(len(p), dtype=torch.long)]) for p in ps])
-    return ids, mask
+    return left_pad([p.tolist() for p in ps], 0, "cpu")
 
 
 PADDED_CASES = [  # (alg, n_new, steps, top_p, block): steps == block_length commits 0 tokens at each block's first step
@@ -168,70 +168,28 @@ def test_left_padded_batch_matches_reference_loop(model, alg, n_new, steps, top_
     ids, mask = left_padded(ps)
     want = reference_generate(model, ps, n_new, steps, alg, top_p, block=block)
     kw = dict(max_new_tokens=n_new, steps=steps, alg=alg, top_p=top_p, block_length=block, mask_token_id=MASK)
-    out = diffusion_generate(model, ids, mask, generator=torch.Generator().manual_seed(0), **kw)
-    out_h, hist = diffusion_generate(model, ids, mask, generator=torch.Generator().manual_seed(0), return_history=True, **kw)
+    out = generate(model, ids, mask, generator=torch.Generator().manual_seed(0), **kw)
+    out_h, hist = generate(model, ids, mask, generator=torch.Generator().manual_seed(0), return_history=True, **kw)
     assert torch.equal(out, out_h) and torch.equal(out[:, :ids.size(1)], ids)
     for b, (tokens, when) in enumerate(want):
         assert out[b, ids.size(1):].tolist() == tokens
         assert hist.steps[b].tolist() == when
 
 
-def test_masked_positions_without_nonzero_equal_nonzero():
-    g = torch.Generator().manual_seed(0)
-    for n in (0, 1, 5, 9):
-        need = torch.stack([torch.randperm(9, generator=g) < n for _ in range(4)])  # (4, 9), n True per row
-        want = need.nonzero(as_tuple=True)
-        for got in (masked_positions(need, n), masked_positions(need, None)):
-            assert all(torch.equal(a, b) for a, b in zip(got, want))
-
-
-SYNC_OPS = ("_local_scalar_dense", "item", "nonzero", "masked_select", "masked_scatter", "masked_scatter_")
-
-
-def waits_for_device(func, args):
-    """An op whose result size or value the host needs: a tensor read as a number, or a boolean mask."""
-    name = func.__name__.split(".")[0]
-    if name in ("index", "index_put", "index_put_"):  # x[bool_mask], x[bool_mask] = ...
-        return any(i is not None and i.dtype == torch.bool for i in args[1])
-    return name in SYNC_OPS
-
-
-def count_sync_ops(fn, monkeypatch):
-    """How many ops that make the host wait for the device (item/bool/int of a tensor, boolean indexing)
-    fn runs, not counting the commit schedule, which diffusion_generate computes from CPU tensors."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Count(TorchDispatchMode):
-        n, paused = 0, False
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Count.n += not Count.paused and waits_for_device(func, args)
-            return func(*args, **(kwargs or {}))
-
-    def host_schedule(*args, **kwargs):
-        Count.paused = True
-        try:
-            return commit_schedule(*args, **kwargs)
-        finally:
-            Count.paused = False
-    monkeypatch.setattr(sample, "commit_schedule", host_schedule)
-    with Count():
-        fn()
-    return Count.n
-
-
-@pytest.mark.parametrize("kw", [dict(), dict(block_length=4, temperature=1.0, alg_temp=0.5), dict(block_length=8, cache="dual")])
-@pytest.mark.parametrize("alg", ["entropy", "maskgit_plus", "topk_margin"])
-def test_default_rule_never_waits_for_the_device_inside_the_loop(model, alg, kw, monkeypatch):
-    """Dream's rule commits a number of tokens known in advance, so the loop needs no value from the
-    device: the syncs (all before the loop) do not grow with the steps. (top-p's partial-sort check
-    would add one per forward.)"""
-    ids, mask = left_padded(prompts([3, 6], seed=12))
-
-    def syncs(steps):
-        return count_sync_ops(lambda: diffusion_generate(model, ids, mask, max_new_tokens=16, steps=steps, alg=alg,
-                                                         mask_token_id=MASK, generator=torch.Generator(), **kw), monkeypatch)
-    assert syncs(16) == syncs(4) <= 3
+@pytest.mark.parametrize("alg,alg_temp", [("entropy", 0.0), ("maskgit_plus", 0.5), ("topk_margin", 0.0), ("origin", 0.0)])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_fast_decoder_without_approximations_is_the_exact_decoder(model, alg, alg_temp, temperature):
+    """fast_generate with one block and no cache or threshold = diffusion_generate: same tokens, same history,
+    same random draws (a planted bug in the shared pieces or in fast_generate's bookkeeping, e.g. an
+    off-by-one in the predictor rows or the commit count of a block, breaks it)."""
+    ids, mask = left_padded(prompts([3, 7, 5], seed=18))
+    kw = dict(max_new_tokens=12, steps=6, alg=alg, alg_temp=alg_temp, temperature=temperature, top_p=0.9,
+              mask_token_id=MASK, return_history=True)
+    want, h = diffusion_generate(model, ids, mask, generator=torch.Generator().manual_seed(3), **kw)
+    for block in (None, 12):
+        got, g = fast_generate(model, ids, mask, block_length=block, generator=torch.Generator().manual_seed(3), **kw)
+        assert torch.equal(got, want) and torch.equal(g.steps, h.steps) and torch.equal(g.confidence, h.confidence)
+        assert torch.equal(g.first_confidence.isnan(), h.first_confidence.isnan())
 
 
 # -----------------------------------------------------------------------------
@@ -242,8 +200,8 @@ def test_default_rule_never_waits_for_the_device_inside_the_loop(model, alg, kw,
 def test_threshold_decoding_matches_reference_loop(model, alg, threshold, block, steps):
     ps = prompts([3, 7, 5], seed=13)
     ids, mask = left_padded(ps)
-    out, hist = diffusion_generate(model, ids, mask, max_new_tokens=12, steps=steps, alg=alg, threshold=threshold,
-                                   block_length=block, mask_token_id=MASK, return_history=True)
+    out, hist = generate(model, ids, mask, max_new_tokens=12, steps=steps, alg=alg, threshold=threshold,
+                         block_length=block, mask_token_id=MASK, return_history=True)
     for b, (tokens, when) in enumerate(reference_generate(model, ps, 12, steps, alg, block=block, threshold=threshold)):
         assert out[b, ids.size(1):].tolist() == tokens
         assert hist.steps[b].tolist() == when
@@ -261,14 +219,14 @@ def test_threshold_commits_at_least_one_token_per_step_and_terminates(model, blo
     m = MaskLover(model)  # not m: hooks stay on this wrapper
     calls = count_forwards(m)
     kw = dict(max_new_tokens=12, steps=12, alg="entropy", block_length=block, mask_token_id=MASK, return_history=True)
-    out, h = diffusion_generate(m, ids, threshold=1.0, **kw)  # nothing passes 1.0: exactly one token per step
+    out, h = generate(m, ids, threshold=1.0, **kw)  # nothing passes 1.0: exactly one token per step
     assert not (out == MASK).any() and sorted(h.steps[0].tolist()) == list(range(12)) and len(calls) == 12
     calls.clear()
-    out, h = diffusion_generate(m, ids, threshold=1e-3, **kw)  # every prediction passes: one step per block
+    out, h = generate(m, ids, threshold=1e-3, **kw)  # every prediction passes: one step per block
     assert not (out == MASK).any() and len(calls) == 12 // (block or 12)
     assert h.steps[0].tolist() == [j // (block or 12) for j in range(12)]
     calls.clear()
-    out, h = diffusion_generate(m, ids, threshold=0.5, **{**kw, "steps": 12 // (block or 4)})  # a step budget of 3 per block
+    out, h = generate(m, ids, threshold=0.5, **{**kw, "steps": 12 // (block or 4)})  # a step budget of 3 per block
     assert not (out == MASK).any() and len(calls) <= 12 // (block or 4)
     used = sorted(set(h.steps[0].tolist()))
     assert used == list(range(len(used))) == list(range(len(calls)))  # every step commits at least one token
@@ -298,7 +256,7 @@ def test_cached_decoding_equals_plain_when_the_cache_is_exact(model, one_layer, 
     kw = dict(max_new_tokens=12, steps=steps, alg=alg, block_length=block, threshold=threshold, mask_token_id=MASK)
 
     def run(m, **extra):
-        return diffusion_generate(m, ids, mask, generator=torch.Generator().manual_seed(0), **kw, **extra)
+        return generate(m, ids, mask, generator=torch.Generator().manual_seed(0), **kw, **extra)
     assert torch.equal(run(one_layer, cache=cache), run(one_layer))  # the cached keys/values are the true ones
     assert torch.equal(run(model, cache=cache, cache_refresh=1), run(model))  # refreshed every step: no reuse at all
 
@@ -307,7 +265,7 @@ def test_dual_cache_with_one_block_refreshed_every_step_equals_plain(model):
     ids, mask = left_padded(prompts([4, 8], seed=16))
     kw = dict(max_new_tokens=12, steps=12, alg="entropy", top_p=0.9, mask_token_id=MASK)
     plain = diffusion_generate(model, ids, mask, **kw)
-    assert torch.equal(diffusion_generate(model, ids, mask, cache="dual", block_length=12, cache_refresh=1, **kw), plain)
+    assert torch.equal(generate(model, ids, mask, cache="dual", block_length=12, cache_refresh=1, **kw), plain)
 
 
 @pytest.mark.parametrize("cache", ["prefix", "dual"])
@@ -318,14 +276,14 @@ def test_cache_recomputes_only_the_block(model, cache):
     calls = count_forwards(m)
     ids = prompts([5], seed=17)[0][None]
     P, N, block = 5, 12, 4
-    out = diffusion_generate(m, ids, max_new_tokens=N, steps=6, alg="entropy", block_length=block, cache=cache, mask_token_id=MASK)
+    out = generate(m, ids, max_new_tokens=N, steps=6, alg="entropy", block_length=block, cache=cache, mask_token_id=MASK)
     assert not (out == MASK).any()
     rows = lambda lo: block + 1 if cache == "dual" else P + N - (P + lo - 1)  # noqa: E731
     assert calls == [x for lo in range(0, N, block) for x in (P + N, rows(lo))]  # 2 steps per block
     calls.clear()
-    diffusion_generate(m, ids, max_new_tokens=N, steps=12, alg="entropy", block_length=block, cache=cache, cache_refresh=2,
-                       mask_token_id=MASK)  # 4 steps per block, the first commits nothing and is skipped
-    assert calls == [x for lo in range(0, N, block) for x in (P + N, P + N, rows(lo))]
+    generate(m, ids, max_new_tokens=N, steps=12, alg="entropy", block_length=block, cache=cache, cache_refresh=2,
+             mask_token_id=MASK)  # 4 steps per block: refills at steps 0 and 2
+    assert calls == [x for lo in range(0, N, block) for x in (P + N, rows(lo), P + N, rows(lo))]
 
 
 @pytest.mark.parametrize("nucleus_k", [1, 4, 10, 64])
@@ -363,9 +321,8 @@ def test_schedule_quirk_and_hand_worked_schedule():
 @pytest.mark.parametrize("alg", ["maskgit_plus", "topk_margin", "entropy"])
 def test_left_padded_batch_equals_each_prompt_alone(model, alg):
     ps = prompts([3, 7, 11], seed=1)
-    T = max(len(p) for p in ps)
-    ids = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), p]) for p in ps])
-    mask = torch.stack([torch.cat([torch.zeros(T - len(p), dtype=torch.long), torch.ones(len(p), dtype=torch.long)]) for p in ps])
+    ids, mask = left_padded(ps)
+    T = ids.size(1)
     kw = dict(max_new_tokens=12, steps=6, alg=alg, top_p=0.95, mask_token_id=MASK)
     batch = diffusion_generate(model, ids, mask, **kw)[:, T:]
     for b, p in enumerate(ps):
@@ -483,7 +440,7 @@ def test_ar_ness_two_branches():
 def test_bad_arguments_give_one_line_errors(model, kw, needle):
     args = {**dict(max_new_tokens=12, steps=6, alg="entropy", mask_token_id=MASK), **kw}
     with pytest.raises(ValueError) as e:
-        diffusion_generate(model, prompts([10])[0][None], **args)
+        generate(model, prompts([10])[0][None], **args)
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
@@ -501,7 +458,7 @@ def saved(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
     m = Transformer(ModelConfig(**{**CFG, "vocab_size": tok.vocab_size, "mask_token_id": tok.mask_token_id, "max_seq_len": 256}))
-    m.save_pretrained(d)
+    save_pretrained(m, d)
     tok.save(d)
     (d / "meta.json").write_text(json.dumps({"tokenizer_identity": tok.identity, "config": {"mode": "pretrain"}}))
     return d, tok
@@ -512,7 +469,7 @@ def test_mismatched_tokenizer_is_a_one_line_error(saved, tmp_path):
     d, tok = saved
     other = Tokenizer.train(iter(code_corpus(1)), vocab_size=290)  # other merges, other mask id
     bad = tmp_path / "bad"
-    Transformer.from_pretrained(d).save_pretrained(bad)
+    save_pretrained(load_pretrained(d), bad)
     other.save(bad)
     (bad / "meta.json").write_text((d / "meta.json").read_text())  # trained with `tok`, ships `other`
     with pytest.raises(ValueError, match="trained with tokenizer") as e:
@@ -542,7 +499,7 @@ def test_order_text_puts_the_tenth_of_the_decoding_under_each_character():
         def token_bytes(self, i):
             return self.pieces[i]
     # committed at steps 0..5 of 7 -> tenths 0, 1, 2, 4, 5, 7 (10 * step // 7)
-    assert sample.order_text(Tok(), list(range(7)), list(range(7)), 7) == (
+    assert order_text(Tok(), list(range(7)), list(range(7)), 7) == (
         "def f():\n"
         "00011222\n"
         "    return 1\n"

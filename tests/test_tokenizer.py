@@ -215,7 +215,7 @@ def test_added_tokens_are_written_into_the_files(tmp_path, fmt):
     """A tokenizer lacking the diffusion tokens, as HF tokenizer.json (+ tokenizer_config.json), as vocab.json +
     merges.txt + added_tokens.json, or in our format: the files with the added tokens load to the same tokenizer,
     in transformers too, and every original id is unchanged."""
-    from common import load_tokenizer, read_tokenizer_files, write_tokenizer_files
+    from checkpoint import load_tokenizer, read_tokenizer_files, write_tokenizer_files
     hf = hf_tokenizer(256 + 300, specials=SPECIALS[:3])
     src = tmp_path / "src"
     src.mkdir()
@@ -243,7 +243,7 @@ def test_added_tokens_are_written_into_the_files(tmp_path, fmt):
     assert again.encode("<|im_start|>x<|mask|><|dlm_pad|>") == before.encode("<|im_start|>x") + [n + 1, n + 2]
     assert load_tokenizer(tmp_path / "out")[2] == {}  # nothing left to add
     if fmt == "json":
-        transformers = pytest.importorskip("transformers")
+        import transformers
         ref = transformers.AutoTokenizer.from_pretrained(tmp_path / "out")
         assert ref.convert_tokens_to_ids(list(DIFFUSION_TOKENS)) == [n, n + 1, n + 2] and ref.mask_token == "<|mask|>"
         text = "def f(x):<|mask|><|mask|>\n    return x<|dlm_pad|>"

@@ -82,10 +82,10 @@ def test_training_lowers_loss_and_writes_hf_checkpoints(data_dir, tmp_path, caps
     history = train(data_dir, tmp_path, "--max_steps=30", "--eval_interval=15", "--keep_last=1", "--ckpt_interval=10")
     assert history[-1][1] < history[0][1] - 0.5
     assert sorted(os.listdir(tmp_path)) == ["ckpt-000030"]  # keep_last=1
-    from model import Transformer
+    from checkpoint import load_pretrained
     from tokenizer import Tokenizer
     ckpt = tmp_path / "ckpt-000030"
-    model = Transformer.from_pretrained(ckpt)  # each checkpoint is an HF directory with its tokenizer
+    model = load_pretrained(ckpt)  # each checkpoint is an HF directory with its tokenizer
     assert model.config.mask_token_id == Tokenizer.from_pretrained(ckpt).mask_token_id
     meta = json.load(open(ckpt / "meta.json"))
     assert meta["step"] == 30 and meta["config"]["max_steps"] == 30 and meta["data_cursor"] == 30
@@ -201,10 +201,10 @@ def test_adaptation_from_a_qwen_checkpoint_adds_diffucoder_tokens(tmp_path):
     data preparation and adaptation add <|beginoftext|>, <|mask|>, <|dlm_pad|> after the existing ids (as DiffuCoder's
     151665-151667), the embedding grows, the original ids and rows are unchanged, and transformers opens the result
     (tokenizer and model) with the same ids and the same logits as ours."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     from test_model import hf_logits
     from test_tokenizer import CASES, hf_tokenizer
-    from model import Transformer
+    from checkpoint import load_pretrained
     from tokenizer import DIFFUSION_TOKENS, Tokenizer
     qwen = tmp_path / "qwen"
     hf_tok = hf_tokenizer(256 + 300, specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
@@ -236,9 +236,9 @@ def test_adaptation_from_a_qwen_checkpoint_adds_diffucoder_tokens(tmp_path):
     assert ref_tok("x = 1<|mask|><|dlm_pad|>")["input_ids"] == tok.encode("x = 1<|mask|><|dlm_pad|>")
 
     # the embedding grew to 576 rows (a multiple of 64); with lr 0 the original rows are exactly Qwen's
-    ours, frozen = Transformer.from_pretrained(ckpt), Transformer.from_pretrained(tmp_path / "frozen" / "ckpt-000001")
+    ours, frozen = load_pretrained(ckpt), load_pretrained(tmp_path / "frozen" / "ckpt-000001")
     assert ours.config.vocab_size == frozen.config.vocab_size == 576 and ours.config.mask_token_id == n + 1
-    start = Transformer.from_pretrained(qwen)
+    start = load_pretrained(qwen)
     assert torch.equal(frozen.model.embed_tokens.weight[:n], start.model.embed_tokens.weight)
     assert torch.equal(frozen.lm_head.weight[:n], start.lm_head.weight)
     assert not torch.equal(ours.model.embed_tokens.weight[:n], start.model.embed_tokens.weight)  # it trained

@@ -1,8 +1,8 @@
 """
 Variance of the sequence log-likelihood estimate across mask draws, per GRPO estimator (not a test).
 
-    python bench_estimators.py                                  # the tiny SFT model, 64 held-out tasks' reference answers
-    python bench_estimators.py --out_dir=out/grpo_tiny --n=128 --draws=32
+    python -m bench.estimators                           # the tiny SFT model, 64 held-out tasks' reference answers
+    python -m bench.estimators --out_dir=out/grpo_tiny --n=128 --draws=32
 
 For a fixed set of completions (the reference answers of held-out tiny tasks, after the chat prompt),
 each estimator of train_grpo.per_token_logps is evaluated `draws` times with fresh masks; the sequence
@@ -17,7 +17,11 @@ import sys
 
 import torch
 
+from checkpoint import load_model
+from common import autocast, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
 from configurator import config_keys, configure, print_config, run_cli
+from tasks import read_jsonl
+from train_grpo import completion_mask, per_token_logps
 
 out_dir = "out/sft_tiny"  # model: a training out_dir or an HF directory
 tasks_file = "data/tasks/test.jsonl"
@@ -26,17 +30,13 @@ draws = 16  # mask draws per estimator
 num_pairs = 1
 p_mask_prompt = 0.15
 batch_size = 16
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 device = "auto"
 seed = 0
 CONFIG_KEYS = config_keys(globals())
 
 
 def main(argv=None):
-    from common import autocast, resolve_device, resolve_dtype
-    from sample import load_model, stop_ids
-    from tasks import read_jsonl
-    from train_grpo import completion_mask, per_token_logps, seeded
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
     dev = resolve_device(cfg.device)
@@ -46,7 +46,8 @@ def main(argv=None):
     seqs = [(tok.encode(tok.diffucoder_prompt(t.question)), tok.encode(t.answer) + [tok.im_end_id]) for t in tasks]
     passes = {"coupled": 2 * cfg.num_pairs + 1, "decoupled": 2 * cfg.num_pairs + 1, "full_mask": 1, "d1": 1}
     target = max(passes.values())
-    print(f"model {model_dir}; {len(seqs)} completions (reference answers), {cfg.draws} draws, {target} forward passes per draw")
+    print(f"model {model_dir}; {len(seqs)} completions (reference answers), {cfg.draws} draws, "
+          f"{target} forward passes per draw")
     print(f"{'estimator':>10} | passes | mean seq log-lik | var across draws | std")
     for est, p in passes.items():
         repeat = target // p
@@ -54,14 +55,10 @@ def main(argv=None):
         for b in range(0, len(seqs), cfg.batch_size):
             chunk = seqs[b:b + cfg.batch_size]
             P = max(len(q) for q, _ in chunk)
-            C = max(len(a) for _, a in chunk)
-            ids = torch.full((len(chunk), P + C), tok.pad_token_id, dtype=torch.long)
-            attn = torch.zeros_like(ids)
-            for i, (q, a) in enumerate(chunk):  # left-padded prompt, completion padded on the right with <|dlm_pad|>
-                ids[i, P - len(q):P] = torch.tensor(q)
-                ids[i, P:P + len(a)] = torch.tensor(a)
-                ids[i, P + len(a):] = tok.dlm_pad_token_id
-                attn[i, P - len(q):] = 1
+            C = max(len(a) for _, a in chunk)  # left-padded prompts, answers padded on the right with <|dlm_pad|>
+            ids, attn = left_pad([q for q, _ in chunk], tok.pad_token_id, "cpu")
+            answers = torch.tensor([a + [tok.dlm_pad_token_id] * (C - len(a)) for _, a in chunk])  # (B, C)
+            ids, attn = torch.cat([ids, answers], 1), torch.cat([attn, torch.ones_like(answers)], 1)
             cmask, _ = completion_mask(ids[:, P:], stop_ids(tok))
             ids, attn, cmask = ids.to(dev), attn.to(dev), cmask.to(dev)
             for k in range(cfg.draws):
@@ -69,8 +66,8 @@ def main(argv=None):
                 for r in range(repeat):
                     gens = [seeded(cfg.seed, k, r, b + i) for i in range(len(chunk))]
                     with torch.no_grad(), autocast(torch.device(dev).type, cfg.dtype):
-                        lp = per_token_logps(model, ids, attn, P, tok.mask_token_id, estimator=est, num_pairs=cfg.num_pairs,
-                                             p_mask_prompt=cfg.p_mask_prompt, generator=gens)
+                        lp = per_token_logps(model, ids, attn, P, tok.mask_token_id, estimator=est,
+                                             num_pairs=cfg.num_pairs, p_mask_prompt=cfg.p_mask_prompt, generator=gens)
                     total += (lp * cmask).sum(1)
                 values[b:b + len(chunk), k] = (total / repeat).cpu()
         var = values.var(dim=1).mean().item()

@@ -2,22 +2,22 @@
 Speed of the whole system in one table: decoding (exact and approximate), decoding against a reference
 implementation, masked-diffusion training steps, and coupled-GRPO update steps.
 
-    python bench.py                                              # every workload, tiny shape, random weights, CPU
-    python bench.py --workloads=[decode,reference] --out_dir=out/sft_tiny   # a trained checkpoint instead
-    python bench.py --workloads=[train] --compile=True           # training step with torch.compile
-    python bench.py --device=cuda                                # 7B decoding, 1.5B training and GRPO, bf16 weights
+    python -m bench.speed                                   # every workload, tiny shape, random weights, CPU
+    python -m bench.speed --workloads=[decode,reference] --out_dir=out/sft_tiny   # a trained checkpoint instead
+    python -m bench.speed --workloads=[train] --compile=True  # training step with torch.compile
+    python -m bench.speed --device=cuda                       # 7B decoding, 1.5B training and GRPO, bf16 weights
 
 Workloads (each does one warm-up run, then `repeats` timed runs; the fastest is reported):
 - decode: `sample.diffusion_generate` on a batch of random prompts (DiffuCoder's setting by default:
-  entropy, top-p 0.95, one token per step), then one row per entry of `approx` (block decoding, caches,
+  entropy, top-p 0.95, one token per step), then one row per entry of `approx` (decoders.py: blocks, caches,
   confidence threshold...) with its speed-up over the exact row. An entry whose arguments
-  diffusion_generate does not accept is listed as not available.
-- reference: the same decoding, greedy (temperature 0), by transformers' Qwen2 model loaded with the
-  same weights and run bidirectionally, driven by Dream's decoding loop written plainly below from its
-  definition (`dream_generate`: a full forward every step, logits shifted right by one, confidence,
-  k = int(n_masked * (1 - s/t)) most confident positions committed). Same process, weights, dtype and
-  prompts: the row reports our time over the reference's and whether the tokens are identical (when
-  bf16 rounding makes them differ, the check is repeated in fp32 and both verdicts are shown).
+  decoders.fast_generate does not accept is listed as not available.
+- reference: the same decoding, greedy (temperature 0), with transformers' Qwen2 model loaded with the
+  same weights and run bidirectionally in place of ours (bench/reference.py: the LM head on every row, as
+  Dream's code computes it). The decoding loop itself is checked against a naive loop written from its
+  definition in tests/test_sample.py. Same process, weights, dtype and prompts: the row reports our
+  time over the reference's and whether the tokens are identical (when bf16 rounding makes them
+  differ, the check is repeated in fp32 and both verdicts are shown).
 - train: one train_pretrain.py step (masking, forward with bf16 autocast, 1/t-weighted loss, backward,
   grad clip, fused AdamW) on random tokens, for the pre-training and the SFT row shapes.
 - grpo: one coupled-GRPO update (train_grpo.per_token_logps with the coupled estimator: 3 passes in
@@ -41,20 +41,26 @@ correct implementations disagree. The decoding model's LM head is therefore draw
 import gc
 import inspect
 import math
-import os
 import sys
-import tempfile
 import time
 
 import torch
 
+from bench.reference import ReferenceModel, check_bidirectional, hf_forward, hf_reference_model
+from checkpoint import load_model
+from common import autocast, make_optimizer, matmul_flops, resolve_device, resolve_dtype, seeded, sync
 from configurator import config_keys, configure, print_config, run_cli
+from decoders import fast_generate, generate
+from diffusion import apply_mask, diffusion_loss, sample_noise
+from model import ModelConfig, Transformer, predictor_rows
+from sample import diffusion_generate
+from train_grpo import grpo_loss, per_token_logps
 
 # -----------------------------------------------------------------------------
 # what to run
 workloads = "decode,reference,train,grpo"  # comma separated; [decode,train] also works
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 repeats = 3  # timed runs after one warm-up run; the fastest is reported
 seed = 0
 # models: a name in SHAPES or a dict of ModelConfig fields; None: 'tiny' on cpu, on cuda '7b' (decode,
@@ -73,7 +79,7 @@ alg = "entropy"  # reference: 'entropy', 'maskgit_plus' or 'topk_margin'
 temperature = 0.2  # decode rows; the reference rows are greedy (temperature 0), so tokens can be compared
 top_p = 0.95
 approx = [{"block_length": 32}, {"block_length": 32, "cache": "prefix"}, {"block_length": 32, "cache": "dual"},
-          {"block_length": 32, "cache": "dual", "threshold": 0.9}]  # extra decode rows: diffusion_generate kwargs
+          {"block_length": 32, "cache": "dual", "threshold": 0.9}]  # extra decode rows: decoders.fast_generate kwargs
 # train: rows of (name, sequences, tokens per sequence, leading tokens never masked);
 # None: pretrain_tiny's 16 x 256 and sft_tiny's 16 x 192 (~88 prompt tokens) on cpu, 2 x 4096 and 8 x 1024 on cuda
 train_rows = None
@@ -89,21 +95,22 @@ CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
 SHAPES = {  # ModelConfig fields (max_seq_len is set per workload)
-    "tiny": dict(vocab_size=4096, n_layer=6, n_head=4, n_kv_head=2, n_embd=256, intermediate_size=768, rope_theta=10000.0,
-                 mask_token_id=4094),  # train_pretrain.py's default model
+    "tiny": dict(vocab_size=4096, n_layer=6, n_head=4, n_kv_head=2, n_embd=256, intermediate_size=768,
+                 rope_theta=10000.0, mask_token_id=4094),  # train_pretrain.py's default model
     "1.5b": dict(vocab_size=151936, n_layer=28, n_head=12, n_kv_head=2, n_embd=1536, intermediate_size=8960,
                  tie_word_embeddings=True, mask_token_id=151666),  # Qwen2.5-Coder-1.5B's shape
     "7b": dict(vocab_size=152064, n_layer=28, n_head=28, n_kv_head=4, n_embd=3584, intermediate_size=18944,
                mask_token_id=151666),  # DiffuCoder-7B's shape
 }
 DEVICE_DEFAULTS = {
-    "cpu": dict(model="tiny", train_model="tiny", grpo_model="tiny", train_rows=[("pretrain", 16, 256, 0), ("sft", 16, 192, 88)],
+    "cpu": dict(model="tiny", train_model="tiny", grpo_model="tiny",
+                train_rows=[("pretrain", 16, 256, 0), ("sft", 16, 192, 88)],
                 grpo_sequences=32, grpo_micro_batch=8, grpo_prompt_len=112, grpo_completion_len=64),
-    "cuda": dict(model="7b", train_model="1.5b", grpo_model="1.5b", train_rows=[("pretrain", 2, 4096, 0), ("sft", 8, 1024, 256)],
+    "cuda": dict(model="7b", train_model="1.5b", grpo_model="1.5b",
+                 train_rows=[("pretrain", 2, 4096, 0), ("sft", 8, 1024, 256)],
                  grpo_sequences=10, grpo_micro_batch=5, grpo_prompt_len=200, grpo_completion_len=256),
 }
 WORKLOADS = ("decode", "reference", "train", "grpo")
-REFERENCE_WEIGHTS_VIA_DISK = 2e9  # below this many parameters the reference loads a save_pretrained copy
 
 
 def parse_workloads(text):
@@ -120,13 +127,13 @@ def shape_of(spec):
     if isinstance(spec, dict):
         return {"mask_token_id": spec.get("vocab_size", 2) - 2, **spec}, "custom"
     if spec not in SHAPES:
-        raise ValueError(f"model shape must be one of {', '.join(SHAPES)} or a dict of ModelConfig fields, got {spec!r}")
+        raise ValueError(f"model shape must be one of {', '.join(SHAPES)} or a dict of ModelConfig fields, "
+                         f"got {spec!r}")
     return SHAPES[spec], spec
 
 
 def random_model(spec, dev, max_seq_len, seed):
     """A randomly initialised model of a shape, built directly on `dev` in fp32: (model, mask_token_id, label)."""
-    from model import ModelConfig, Transformer
     fields, label = shape_of(spec)
     torch.manual_seed(seed)
     with torch.device(dev):
@@ -136,7 +143,8 @@ def random_model(spec, dev, max_seq_len, seed):
 
 def with_size(label, model):
     n = model.num_params()
-    return f"{label} {n / 1e9:.2f}B" if n >= 1e9 else f"{label} {n / 1e6:.1f}M" if n >= 1e6 else f"{label} {n / 1e3:.0f}K"
+    size = f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+    return f"{label} {size}"
 
 
 def matmul_params(model):
@@ -149,12 +157,12 @@ def train_flops(model, rows, seq_len, head_rows):
     """FLOPs of forward + backward over `rows` sequences of seq_len tokens of which head_rows reach the LM head."""
     c = model.config
     body, head = matmul_params(model)
-    return 6 * body * rows * seq_len + 6 * head * head_rows + 12 * c.n_layer * c.n_head * c.head_dim * seq_len * rows * seq_len
+    attention = 12 * c.n_layer * c.n_head * c.head_dim * seq_len  # per token: the scores and their backward
+    return 6 * body * rows * seq_len + 6 * head * head_rows + attention * rows * seq_len
 
 
 def best_time(fn, repeats, dev):
     """One warm-up call, then `repeats` timed calls: (fastest seconds, the last call's result)."""
-    from common import sync
     out = fn()
     times = []
     for _ in range(repeats):
@@ -181,115 +189,13 @@ class ForwardCounter:
 
 
 # -----------------------------------------------------------------------------
-# the reference: transformers' Qwen2 run bidirectionally + Dream's decoding loop
-
-def hf_reference_model(model, model_dir=None):
-    """transformers' Qwen2ForCausalLM holding the same weights as `model`, on its device and dtype, made
-    bidirectional. A model of up to REFERENCE_WEIGHTS_VIA_DISK parameters goes through save_pretrained
-    and transformers' from_pretrained (or loads `model_dir`, a checkpoint it came from); a larger one is
-    built by transformers and given our state dict in memory (15 GB through the disk would take longer
-    than the benchmark)."""
-    import transformers
-    from model import config_to_hf
-    p = next(model.parameters())
-    kw = dict(dtype=p.dtype, attn_implementation="sdpa")
-    if model_dir is not None or model.num_params() <= REFERENCE_WEIGHTS_VIA_DISK:
-        with tempfile.TemporaryDirectory() as tmp:
-            if model_dir is None:
-                model_dir = os.path.join(tmp, "model")
-                model.save_pretrained(model_dir)
-            hf = transformers.Qwen2ForCausalLM.from_pretrained(model_dir, **kw).to(p.device)
-    else:
-        hf_config = transformers.Qwen2Config.from_dict(config_to_hf(model.config, p.dtype))
-        with torch.device(p.device):
-            hf = transformers.Qwen2ForCausalLM._from_config(hf_config, **kw)
-        hf.load_state_dict(model.state_dict())
-    # Bidirectional: SDPA's is_causal flag comes from each attention module, and with no padding
-    # transformers builds no mask at all (it leaves causality to that flag). Checked by `check_bidirectional`.
-    for m in hf.modules():
-        if hasattr(m, "is_causal"):
-            m.is_causal = False
-    return hf.eval()
-
-
-def hf_forward(hf):
-    """x (B, T) -> raw logits (B, T, V) of the full sequence (no padding, no KV cache)."""
-    return lambda x: hf(input_ids=x, use_cache=False).logits
-
-
-@torch.no_grad()
-def check_bidirectional(forward, x):
-    """Raise unless changing the last token changes the first row's logits (a causal model cannot)."""
-    y = x.clone()
-    y[:, -1] = (y[:, -1] + 1) % 7
-    if torch.equal(forward(x)[:, 0], forward(y)[:, 0]):
-        raise RuntimeError("transformers' Qwen2 still attends causally; this transformers version needs another way to run it bidirectionally")
-
-
-def top_p_logits(logits, top_p):
-    """Dream's nucleus filter: sort, keep tokens until the cumulative probability passes top_p."""
-    sorted_logits, sorted_idx = torch.sort(logits, descending=True)
-    cum = torch.cumsum(torch.softmax(sorted_logits, dim=-1), dim=-1)
-    remove = cum > top_p
-    remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses top_p
-    remove[..., 0] = False
-    mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, sorted_idx, remove)
-    return logits.masked_fill(mask, torch.finfo(logits.dtype).min)
-
-
-@torch.no_grad()
-def dream_generate(forward, input_ids, *, max_new_tokens, steps, mask_token_id, alg="entropy", top_p=None, top_k=None,
-                   eps=1e-3):
-    """Dream's diffusion_generate at temperature 0 (argmax tokens, top-k confidence commits), from its
-    definition. forward(x (B, T)) -> raw logits (B, T, V), row i predicting token i+1. Two choices follow
-    sample.py's documented differences from Dream's code (its notes 2 and 3): the mask token's logit is
-    -inf, and filtering and confidences are computed in fp32."""
-    B = input_ids.size(0)
-    x = torch.cat([input_ids, torch.full((B, max_new_tokens), mask_token_id, device=input_ids.device)], dim=1)  # (B, T)
-    timesteps = torch.linspace(1, eps, steps + 1, device=x.device)
-    for i in range(steps):
-        mask_index = x == mask_token_id  # (B, T)
-        logits = forward(x).float()  # (B, T, V)
-        logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)  # row i now predicts token i
-        mask_logits = logits[mask_index]  # (M, V)
-        mask_logits[:, mask_token_id] = -math.inf
-        if top_p is not None and top_p < 1:
-            mask_logits = top_p_logits(mask_logits, top_p)
-        if top_k is not None:
-            kth = torch.topk(mask_logits, top_k).values[..., -1:]
-            mask_logits = mask_logits.masked_fill(mask_logits < kth, torch.finfo(mask_logits.dtype).min)
-        probs = torch.softmax(mask_logits, dim=-1)  # (M, V)
-        confidence, x0 = probs.max(dim=-1)  # maskgit_plus: the chosen token's probability
-        if alg == "topk_margin":
-            top2 = torch.sort(probs, dim=-1, descending=True).values
-            confidence = top2[:, 0] - top2[:, 1]
-        elif alg == "entropy":
-            confidence = torch.sum(probs * torch.log(probs + 1e-10), dim=-1)  # negative entropy
-        elif alg != "maskgit_plus":
-            raise ValueError(f"the reference decodes with alg 'entropy', 'maskgit_plus' or 'topk_margin', not '{alg}'")
-        t, s = timesteps[i], timesteps[i + 1]
-        num_mask = mask_index.sum() / B  # the batch mean
-        k = int(num_mask * (1 - s / t)) if i < steps - 1 else int(num_mask)
-        full_confidence = torch.full(x.shape, -math.inf, device=x.device)
-        full_confidence[mask_index] = confidence
-        if k > 0:
-            transfer = torch.topk(full_confidence, k).indices  # (B, k)
-            x_ = torch.full_like(x, mask_token_id)
-            x_[mask_index] = x0
-            rows = torch.arange(B, device=x.device)[:, None]
-            x[rows, transfer] = x_[rows, transfer]
-    return x
-
-
-# -----------------------------------------------------------------------------
 # workloads; each returns table rows (dicts)
 
 def decode_rows(cfg, dev, m, mask_id, label, ctx):
-    from sample import diffusion_generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
-    ids = torch.randint(0, mask_id - 2, (B, P), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
-    accepted = set(inspect.signature(diffusion_generate).parameters)
+    ids = torch.randint(0, mask_id - 2, (B, P), generator=seeded(cfg.seed)).to(dev)
+    accepted = set(inspect.signature(fast_generate).parameters)
     settings = [({}, "exact")] + [(dict(kw), ", ".join(f"{k}={v}" for k, v in kw.items())) for kw in cfg.approx]
     rows, exact = [], None
     for kw, name in settings:
@@ -297,14 +203,14 @@ def decode_rows(cfg, dev, m, mask_id, label, ctx):
                    steps=str(kw.get("steps", steps)))
         missing = sorted(set(kw) - accepted)
         if missing:
-            rows.append(dict(row, notes=f"not available: diffusion_generate has no {', '.join(missing)} argument"))
+            rows.append(dict(row, notes=f"not available: fast_generate has no {', '.join(missing)} argument"))
             continue
         args = dict(max_new_tokens=N, steps=steps, temperature=cfg.temperature, top_p=cfg.top_p, alg=cfg.alg,
                     mask_token_id=mask_id, **kw)
 
         def run():
             with ctx:
-                return diffusion_generate(m, ids, generator=torch.Generator(device=dev).manual_seed(cfg.seed), **args)
+                return generate(m, ids, generator=seeded(cfg.seed, device=dev), **args)
         reset_peak(dev)
         counter = ForwardCounter(m)
         secs, _ = best_time(run, cfg.repeats, dev)
@@ -319,13 +225,12 @@ def decode_rows(cfg, dev, m, mask_id, label, ctx):
 
 
 def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
-    from sample import diffusion_generate
     B, P, N = cfg.batch_size, cfg.prompt_len, cfg.max_new_tokens
     steps = cfg.steps or N
-    ids = torch.randint(0, mask_id - 2, (B, P), generator=torch.Generator().manual_seed(cfg.seed)).to(dev)
+    ids = torch.randint(0, mask_id - 2, (B, P), generator=seeded(cfg.seed)).to(dev)
     reset_peak(dev)
     hf = hf_reference_model(m, model_dir)
-    ref_forward = hf_forward(hf)
+    ref_forward, ref_model = hf_forward(hf), ReferenceModel(hf, m.config)
     x = torch.cat([ids, torch.full((B, N), mask_id, device=dev)], dim=1)
     with ctx, torch.no_grad():
         check_bidirectional(ref_forward, x)
@@ -333,13 +238,13 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
 
     def ours():
         with ctx:
-            return diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p, alg=cfg.alg,
-                                      mask_token_id=mask_id)
+            return diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                      alg=cfg.alg, mask_token_id=mask_id)
 
     def reference():
         with ctx:
-            return dream_generate(ref_forward, ids, max_new_tokens=N, steps=steps, mask_token_id=mask_id, alg=cfg.alg,
-                                  top_p=cfg.top_p)
+            return diffusion_generate(ref_model, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                      alg=cfg.alg, mask_token_id=mask_id)
     row = dict(workload="reference", shape=label, dtype=cfg.dtype, size=f"{B} x ({P} + {N})", steps=str(steps))
     t_ours, out_ours = best_time(ours, cfg.repeats, dev)
     t_ref, out_ref = best_time(reference, cfg.repeats, dev)
@@ -350,10 +255,10 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
         verdict += f" in {cfg.dtype}; in float32 "
         try:
             m.float(), hf.float()  # (the last use of both models)
-            out32 = diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p, alg=cfg.alg,
-                                       mask_token_id=mask_id)
-            ref32 = dream_generate(ref_forward, ids, max_new_tokens=N, steps=steps, mask_token_id=mask_id, alg=cfg.alg,
-                                   top_p=cfg.top_p)
+            out32 = diffusion_generate(m, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                       alg=cfg.alg, mask_token_id=mask_id)
+            ref32 = diffusion_generate(ref_model, ids, max_new_tokens=N, steps=steps, temperature=0.0, top_p=cfg.top_p,
+                                       alg=cfg.alg, mask_token_id=mask_id)
             same32 = int((out32 == ref32).all(dim=1).sum())
             verdict += "yes" if same32 == B else f"no ({B - same32}/{B} rows differ)"
         except torch.OutOfMemoryError:
@@ -362,20 +267,18 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
     note = f"{verdict}; max |logit diff| {logit_diff:.1e}"
     return [dict(row, setting="ours, greedy", seconds=t_ours, throughput=f"{B * N / t_ours:,.1f} tok/s", peak=peak,
                  notes=f"ours/reference time {t_ours / t_ref:.2f} ({t_ref / t_ours:.1f}x faster)"),
-            dict(row, setting="transformers + Dream loop", seconds=t_ref, throughput=f"{B * N / t_ref:,.1f} tok/s", peak=peak,
+            dict(row, setting="transformers' Qwen2, same loop", seconds=t_ref, throughput=f"{B * N / t_ref:,.1f} tok/s",
+                 peak=peak,
                  notes=note)]
 
 
 def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
-    from common import make_optimizer
-    from diffusion import apply_mask, diffusion_loss, sample_noise
-    from model import predictor_rows
     model, mask_id, label = random_model(cfg.train_model, dev, T, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
     module = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(model, 1e-4, (0.9, 0.95), 0.1)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = seeded(cfg.seed)
     x = torch.randint(0, mask_id - 2, (B, T), generator=g)
     maskable = torch.ones(B, T, dtype=torch.bool)
     maskable[:, :prompt] = False  # SFT: the prompt is never masked
@@ -395,20 +298,19 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     secs, _ = best_time(step, cfg.repeats, dev)
     flops = train_flops(model, B, T, int(masked.sum()))
     trainer = model.flops_per_token(T) * B * T
+    notes = f"{int(masked.sum())} masked rows; trainer's count: mfu {100 * trainer / secs / peak_flops:.0f}%"
     return [dict(workload="train", setting=name + (", compiled" if cfg.compile else ""), shape=label, dtype=cfg.dtype,
-                 size=f"{B} x {T}", seconds=secs, throughput=f"{B * T / secs:,.0f} tok/s", mfu=flops / secs / peak_flops,
-                 peak=peak_gib(dev), notes=f"{int(masked.sum())} masked rows; trainer's count: mfu {100 * trainer / secs / peak_flops:.0f}%")]
+                 size=f"{B} x {T}", seconds=secs, throughput=f"{B * T / secs:,.0f} tok/s",
+                 mfu=flops / secs / peak_flops, peak=peak_gib(dev), notes=notes)]
 
 
 def grpo_rows(cfg, dev, ctx, peak_flops):
-    from common import make_optimizer
-    from train_grpo import grpo_loss, per_token_logps, seeded
     S, mb, P, C = cfg.grpo_sequences, cfg.grpo_micro_batch, cfg.grpo_prompt_len, cfg.grpo_completion_len
     model, mask_id, label = random_model(cfg.grpo_model, dev, P + C, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
     opt = make_optimizer(model, 1e-6, (0.9, 0.99), 0.1)
-    g = torch.Generator().manual_seed(cfg.seed)
+    g = seeded(cfg.seed)
     ids = torch.randint(0, mask_id - 2, (S, P + C), generator=g)
     pad = torch.randint(0, P // 4 + 1, (S,), generator=g)  # left padding: the prompts of a batch differ in length
     attn = (torch.arange(P + C)[None, :] >= pad[:, None]).long()
@@ -436,7 +338,8 @@ def grpo_rows(cfg, dev, ctx, peak_flops):
     step()
     secs, _ = best_time(step, cfg.repeats, dev)
     flops = train_flops(model, 3 * S, P + C, 2 * S * C)  # 3 passes; each completion token scored in 2 of them
-    return [dict(workload="grpo", setting=f"coupled, micro-batch {mb}", shape=label, dtype=cfg.dtype, size=f"{S} x ({P} + {C})",
+    return [dict(workload="grpo", setting=f"coupled, micro-batch {mb}", shape=label, dtype=cfg.dtype,
+                 size=f"{S} x ({P} + {C})",
                  seconds=secs, throughput=f"{S / secs:,.2f} seq/s", mfu=flops / secs / peak_flops, peak=peak_gib(dev),
                  notes=f"{3 * S} rows of {P + C} tokens through the model, {S * (P + C) / secs:,.0f} tok/s")]
 
@@ -484,7 +387,6 @@ def format_table(rows):
 
 
 def main(argv=None):
-    from common import autocast, matmul_flops, resolve_device, resolve_dtype
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     names = parse_workloads(cfg.workloads)
     dev = resolve_device(cfg.device)
@@ -496,7 +398,8 @@ def main(argv=None):
     print_config(cfg)
     ctx = autocast(dev_type, cfg.dtype)
     peak_flops = matmul_flops(dev, cfg.dtype, n=4096 if dev_type == "cuda" else 1024)
-    print(f"{dev} ({torch.get_num_threads()} threads), {cfg.dtype}; measured matmul peak {peak_flops / 1e12:.2f} TFLOP/s; "
+    print(f"{dev} ({torch.get_num_threads()} threads), {cfg.dtype}; "
+          f"measured matmul peak {peak_flops / 1e12:.2f} TFLOP/s; "
           f"workloads {', '.join(names)}", flush=True)
     rows = []
 
@@ -508,14 +411,14 @@ def main(argv=None):
             new = [dict(workload=workload, setting=setting, dtype=cfg.dtype, peak=peak_gib(dev), notes="out of memory")]
         free(dev)
         for r in new:
-            print(f"{r['workload']} | {r['setting']} | " + (f"{r['seconds']:.3f} s | {r['throughput']} | " if "seconds" in r else "")
-                  + (f"mfu {100 * r['mfu']:.0f}% | " if "mfu" in r else "") + r.get("notes", ""), flush=True)
+            timing = f"{r['seconds']:.3f} s | {r['throughput']} | " if "seconds" in r else ""
+            mfu = f"mfu {100 * r['mfu']:.0f}% | " if "mfu" in r else ""
+            print(f"{r['workload']} | {r['setting']} | {timing}{mfu}{r.get('notes', '')}", flush=True)
         rows.extend(new)
 
     if "decode" in names or "reference" in names:
         model_dir = None
         if cfg.out_dir:
-            from sample import load_model
             m, tok, model_dir, _ = load_model(cfg.out_dir, dev, cfg.dtype)
             mask_id, label = tok.mask_token_id, with_size(cfg.out_dir.rstrip("/"), m)
         else:

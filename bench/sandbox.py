@@ -3,7 +3,7 @@ program, forked from a fork server (the default) or started as a fresh interpret
 official approach, one `python -c program+assert` per assert (5 s timeout, pass iff exit code 0), on the same
 programs; checks that the per-assert verdicts of all three agree. Run it on an otherwise idle machine.
 
-Run: .venv/bin/python bench_execution.py [--source=synthetic] [--n=40] [--workers=1,2]
+Run: .venv/bin/python -m bench.sandbox [--source=synthetic] [--n=40] [--workers=1,2]
 """
 import ast
 import random
