@@ -85,7 +85,7 @@ approx = [{"block_length": 32}, {"block_length": 32, "cache": "prefix"}, {"block
 train_rows = None
 compile = False  # torch.compile the training model (train_pretrain.py's `compile`)
 activation_checkpointing = False  # train and grpo
-# grpo: None: 32 sequences (4 prompts x 8; grpo_tiny's step is 4x that) in micro-batches of 8, 112 + 64 tokens
+# grpo: None: 32 sequences (4 prompts x 8; grpo_tiny's step is 4x that) in micro-batches of 8, ~112 + 64
 # tokens on cpu; grpo_7b's per-GPU 10 sequences in micro-batches of 2 (5 on an H200), 200 + 256 tokens on cuda
 grpo_sequences = None
 grpo_micro_batch = None
