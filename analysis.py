@@ -148,7 +148,8 @@ def entropy_png(panels, ncols, path):
     if plt is None:
         return
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows), squeeze=False,
+                             layout="constrained")
     top = max(float(h.nan_to_num(0).max()) for _, h in panels) or 1.0
     for ax, (title, heat) in zip(axes.flat, panels):
         im = ax.imshow(heat.numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=top, interpolation="nearest")
@@ -156,6 +157,7 @@ def entropy_png(panels, ncols, path):
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.colorbar(im, ax=axes, label="entropy (nats) of a masked position")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"wrote {path}")

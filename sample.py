@@ -102,7 +102,7 @@ analyze_file = ""  # prompts: .jsonl with "question" or "prompt" fields, or one 
 analyze_n = 16  # prompts to analyze
 analyze_temperatures = [0.0, 0.4, 0.8, 1.2]
 analyze_batch = 8  # prompts per decoding batch
-heatmap_png = "entropy_heatmap.png"  # with analyze: the entropy heat-maps as a PNG (needs matplotlib; '': none)
+heatmap_png = "out/entropy_heatmap.png"  # with analyze: the heat-maps as a PNG (needs matplotlib; '': none)
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
