@@ -14,6 +14,7 @@ key; values are parsed as Python literals; an int may be given for a float; a ke
 is None takes any literal; otherwise the type must match the default's. Config paths are tried
 relative to the working directory, then to this repository, so scripts work from anywhere.
 
+A string option may take a list on the command line (`--out_dir=[out/a,out/b]`, `as_list` reads it).
 `run_cli` prints a user error as one line, `error: ...`; `load_json` / `load_jsonl` read JSON files with
 errors that name the file and the line.
 """
@@ -65,6 +66,20 @@ def _coerce(key, value, default):
     elif isinstance(value, type(default)):
         return value
     raise ConfigError(f"config key '{key}' expects a {type(default).__name__} (default {default!r}), got {value!r}")
+
+
+def as_list(value):
+    """A string option that may name several things: '[a, b]' (how --key=[a,b] arrives when its items are not
+    Python literals; quotes optional) or a list -> ['a', 'b']; any other string -> [value]."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return [value]
+    items = [v.strip().strip("'\"") for v in text[1:-1].split(",")]
+    if not all(items):
+        raise ConfigError(f"'{value}' has an empty item; write a list as [a,b,c]")
+    return items
 
 
 def find_config_file(path):

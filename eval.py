@@ -6,12 +6,17 @@ Evaluate a masked-diffusion code model: decode with `diffusion_generate`, run th
     python eval.py --benchmark=humaneval_plus --out_dir=/models/DiffuCoder-7B-Instruct --device=cuda
     python eval.py --benchmark=humaneval_plus --out_dir=... --temperatures=[0.2,0.3,0.4]   # each, and the best
     python eval.py --benchmark=humaneval_plus --out_dir=... --temperature=0                 # greedy
+    python eval.py --benchmark=humaneval_plus --out_dir=... --n_samples=10 --temperatures=[0.2,0.4,0.6,0.8,1.0]
+    python eval.py --benchmark=humaneval_plus --out_dir=... --speedup=2          # 2x speed: 256 steps for 512 tokens
     python eval.py --benchmark=tiny --block_length=32 --cache=dual --threshold=0.9    # quality of a fast approximate decoding
     MBPP_OVERRIDE_PATH=MbppPlus-v0.2.0.jsonl python eval.py --benchmark=mbpp_plus --out_dir=... --n_samples=10 --temperature=0.4
 
 Decoding: DiffuCoder's protocol for HumanEval(+) and MBPP+ by default: temperature 0.2, top-p 0.95, alg entropy,
 512 new tokens, steps = max_new_tokens (one token per step); `--temperatures=[0.2,0.3,0.4]` evaluates each
-temperature (the paper reports its RL model's best of these), prints a table and writes a summary results.json.
+temperature (the paper reports its RL model's best of these), prints a table of pass@k (k = 1, 5, 10 up to
+n_samples) per temperature, writes it with the best into a summary results.json and, when matplotlib is installed,
+draws pass@k against temperature into pass_at_k.png (the paper's Figures 5-6). `--speedup=2` decodes in
+max_new_tokens / 2 steps (two tokens per step, the paper's Figure 11).
 The tiny benchmark decodes greedily by default (temperature 0, no top-p): its small held-out set is then scored
 without sampling noise, and run.sh's numbers compare across runs.
 
@@ -66,9 +71,10 @@ import torch
 from checkpoint import load_model, pick_model_dir, resolve_model_dir
 from common import autocast, completion_text, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
 from configurator import config_keys, configure, load_json, print_config, run_cli
+from analysis import pass_at_k_png
 from decoders import check_fast_options, generate
 from execution import extract_code, run_tests_batch, score_completions
-from sample import ar_generate
+from sample import ar_generate, resolve_steps
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
@@ -87,6 +93,7 @@ results_dir = ""  # samples.jsonl, settings.json, results.json ('': out/eval/<mo
 n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples, and k = n_samples
 max_new_tokens = None  # None: 64 for tiny (answers are <= 56 tokens), 512 for the others
 steps = None  # None: max_new_tokens (one token per step)
+speedup = None  # 2: steps = max_new_tokens / 2, the paper's 2x-speed setting (Fig. 11); recorded in the settings
 temperature = None  # None: 0.2 (DiffuCoder), but 0 (greedy) for tiny; 0: greedy
 temperatures = None  # a list, e.g. [0.2,0.3,0.4]: evaluate at each temperature, report each and the best
 top_p = None  # None: 0.95 (DiffuCoder), but none for tiny
@@ -433,9 +440,10 @@ def plan(cfg):
     if not _is_temperature(temperature):
         raise ValueError(f"temperature must be a number >= 0 (0: greedy), got {temperature!r}")
     N = cfg.max_new_tokens or (64 if tiny else 512)
+    steps = resolve_steps(N, cfg.steps, cfg.speedup)
     style = "chat" if tiny else cfg.prompt_style
     fast = {k: getattr(cfg, k) for k in ("block_length", "threshold", "cache") if getattr(cfg, k) is not None}
-    check_fast_options(N, cfg.steps or N, cfg.alg, cfg.alg_temp, **fast)
+    check_fast_options(N, steps, cfg.alg, cfg.alg_temp, **fast)
     if cfg.decoder not in ("diffusion", "ar"):
         raise ValueError(f"decoder must be 'diffusion' or 'ar', got '{cfg.decoder}'")
     if cfg.decoder == "ar":
@@ -446,8 +454,10 @@ def plan(cfg):
     cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
     settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
-                    steps=cfg.steps or N, temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg,
+                    steps=steps, temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg,
                     alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype, **fast)  # (only the fast options that are set)
+    if cfg.speedup:  # recorded only when set, like the fast options: existing results dirs stay valid
+        settings["speedup"] = cfg.speedup
     if style == "instruct":  # the prompt is a setting too (tiny: the task's question in the chat template)
         settings.update(user_template=MBPP_USER if cfg.benchmark == "mbpp_plus" else INSTRUCT_USER,
                         prefill=INSTRUCT_PREFILL)
@@ -475,7 +485,9 @@ def main(argv=None):
                                                 "results_dir": os.path.join(root, f"temperature-{t}")}), models))
     table, best = temperature_table(temps, [r["metrics"] for r in runs])
     print("\n" + table)
-    out = dict(temperatures=list(temps), best=best, metrics={str(t): r["metrics"] for t, r in zip(temps, runs)},
+    pass_at_k_png(temps, [r["metrics"] for r in runs], os.path.join(root, "pass_at_k.png"))
+    out = dict(temperatures=list(temps), best=best, table=table.splitlines(),
+               metrics={str(t): r["metrics"] for t, r in zip(temps, runs)},
                n_tasks=runs[0]["n_tasks"], n_samples=cfg.n_samples, settings=settings,
                results_dirs={str(t): os.path.join(root, f"temperature-{t}") for t in temps})
     with open(os.path.join(root, "results.json.tmp"), "w") as f:
@@ -529,12 +541,12 @@ def evaluate(cfg, models=None):
         length = {i: len(tok.encode(texts[i] + prefill)) for i in {i for i, _ in todo}}
         todo.sort(key=lambda item: (length[item[0]], item))
         print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; "
-              f"{N} new tokens in {cfg.steps or N} steps, batches of {cfg.batch_size}")
+              f"{N} new tokens in {settings['steps']} steps, batches of {cfg.batch_size}")
         with open(path, "a", encoding="utf-8") as f:
             for b in range(0, len(todo), cfg.batch_size):
                 chunk = todo[b:b + cfg.batch_size]
                 completions = generate_completions(
-                    model, tok, [texts[i] for i, _ in chunk], max_new_tokens=N, steps=cfg.steps,
+                    model, tok, [texts[i] for i, _ in chunk], max_new_tokens=N, steps=settings["steps"],
                     temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp,
                     batch_size=len(chunk),
                     seed=cfg.seed + min(i * n + s for i, s in chunk), dtype=cfg.dtype, prefill=prefill, **fast)
@@ -557,7 +569,7 @@ def evaluate(cfg, models=None):
         out_breakdown = tiny_breakdown(per_task, n)
         for what, groups in out_breakdown.items():
             print(f"pass@1 by {what}: " + ", ".join(f"{g} {v:.3f} ({c})" for g, (v, c) in groups.items()))
-    print(f"decoding: {style} prompts, {N} new tokens in {cfg.steps or N} steps, temperature {temperature}, "
+    print(f"decoding: {style} prompts, {N} new tokens in {settings['steps']} steps, temperature {temperature}, "
           f"top_p {top_p}, top_k {cfg.top_k}, alg {cfg.alg} (alg_temp {cfg.alg_temp}), seed {cfg.seed}"
           f"{''.join(f', {k} {v}' for k, v in fast.items())}; generation {fmt_seconds(gen_s)}, "
           f"scoring {fmt_seconds(score_s)}")

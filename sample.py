@@ -4,7 +4,9 @@ Sample from a masked-diffusion LM the way DiffuCoder does, and look at the order
     python sample.py                                          # the tiny model the README trains
     python sample.py --prompt="def fib(n):" --max_new_tokens=64 --show_order=True --order_html=order.html
     python sample.py --out_dir=/models/DiffuCoder-7B-Instruct --chat=True --prompt_file=q.txt --device=cuda
-    python sample.py --analyze=True                           # AR-ness table + entropy-sink curve
+    python sample.py --analyze=True                           # AR-ness, entropy sink, entropy heat-map
+    python sample.py --analyze=True --out_dir=[out/ar_tiny,out/sft_tiny,out/grpo_tiny]   # AR-ness of each model
+    python sample.py --speedup=2                              # steps = max_new_tokens / 2 (the paper's Fig. 11)
     python sample.py --block_length=32 --cache=dual --threshold=0.9   # Fast-dLLM's approximations (decoders.py)
 
 `diffusion_generate` (the first function below) is Dream's decoding, which DiffuCoder uses: append
@@ -23,10 +25,11 @@ step, DiffuCoder's default), int() flooring commits 0 tokens at step 0, one per 
 
 With return_history=True the function also returns a `DecodeHistory`: for every generated position
 the step at which it was committed and its confidence then (and every position's confidence at step
-0, the "entropy sink" curve). `local_ar_ness` / `global_ar_ness` (the paper's appendix A.2) read the
+0, the "entropy sink" curve); with record_entropy=True also every step's entropy at every masked
+position (the paper's Figure 9). `local_ar_ness` / `global_ar_ness` (the paper's appendix A.2) read the
 commit order; `--show_order` colours each token by its step (the paper's Figure 1a); `--analyze`
-decodes a prompt set one token per step at several temperatures and prints AR-ness@1..4 and the mean
-first-step confidence by distance from the prompt.
+(analysis.py) decodes a prompt set one token per step at several temperatures, for one model or several,
+and prints AR-ness@1..4, the mean first-step confidence by distance from the prompt and the entropy heat-map.
 
 Simplifications and deliberate differences from Dream's code:
 1. Only the generated region is decoded; a mask token inside the prompt is left alone (Dream would
@@ -53,17 +56,16 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from statistics import fmean
 
 import torch
 import torch.nn.functional as F
 
 from checkpoint import load_model, pick_model_dir
 from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
-from configurator import config_keys, configure, load_jsonl, print_config, run_cli
+from configurator import as_list, config_keys, configure, print_config, run_cli
 from diffusion import training_attention_mask
 from model import padding_position_ids, predictor_rows
-from order import global_ar_ness, local_ar_ness, order_ansi, order_html_doc, order_text, token_pieces
+from order import order_ansi, order_html_doc, order_text, token_pieces
 
 # -----------------------------------------------------------------------------
 # model
@@ -79,6 +81,7 @@ num_samples = 1  # completions of the prompt, decoded as one batch
 # decoding (DiffuCoder's defaults: entropy, alg_temp 0, top_p 0.95, temperature 0.2-0.4, steps = max_new_tokens)
 max_new_tokens = 128
 steps = None  # denoising steps (None: max_new_tokens, one token per step)
+speedup = None  # 2: steps = max_new_tokens / 2, the paper's 2x-speed setting (Fig. 11); None: steps as set
 temperature = 0.2
 top_p = 0.95
 top_k = None
@@ -94,11 +97,12 @@ seed = 1337
 # pictures and analysis
 show_order = False  # colour each token by the step that committed it (terminal; in a file: digits 0-9 under each line)
 order_html = ""  # also write that picture as HTML to this path
-analyze = False  # AR-ness and entropy-sink table instead of sampling
+analyze = False  # AR-ness, entropy-sink and entropy heat-map (analysis.py) instead of sampling; out_dir may be a list
 analyze_file = ""  # prompts: .jsonl with "question" or "prompt" fields, or one prompt per line ('': tiny test tasks)
 analyze_n = 16  # prompts to analyze
 analyze_temperatures = [0.0, 0.4, 0.8, 1.2]
 analyze_batch = 8  # prompts per decoding batch
+heatmap_png = "out/entropy_heatmap.png"  # with analyze: the heat-maps as a PNG (needs matplotlib; '': none)
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
@@ -109,22 +113,26 @@ NUCLEUS_K = 256  # top-p first tries a partial sort of this many tokens (a full 
 @torch.no_grad()
 def diffusion_generate(model, input_ids, attention_mask=None, *, max_new_tokens, steps, temperature=0.0, top_p=None,
                        top_k=None, alg="entropy", alg_temp=0.0, eps=1e-3, mask_token_id, generator=None,
-                       return_history=False):
+                       return_history=False, record_entropy=False):
     """Dream's decoding (the module docstring): max_new_tokens masks after each left-padded prompt,
-    unmasked in `steps` steps. Returns (B, T + max_new_tokens) ids, or (ids, DecodeHistory)."""
+    unmasked in `steps` steps. Returns (B, T + max_new_tokens) ids, or (ids, DecodeHistory).
+    record_entropy: the history also keeps every step's entropy of every masked position (`DecodeHistory.entropy`;
+    the decoded tokens are the same)."""
     check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
                         alg_temp, eps, mask_token_id)
     B, P = input_ids.shape
     x = F.pad(input_ids, (0, max_new_tokens), value=mask_token_id)  # (B, T): the prompt, then the masks
     padding = generation_padding(attention_mask, max_new_tokens)  # (B, T) 0/1, None when no row is padded
     ts = torch.linspace(1, eps, steps + 1, device=x.device)  # the schedule: t runs from 1 down to eps
-    history = DecodeHistory.empty(B, max_new_tokens, x.device)
+    history = DecodeHistory.empty(B, max_new_tokens, x.device, steps if record_entropy else 0)
     for i in range(steps):
         t, s, gen = ts[i], ts[i + 1], x[:, P:]  # gen (B, N): the generated region
         masked = gen == mask_token_id  # (B, N)
         # one forward; the LM head runs only on the rows that predict a masked token (row j - 1 predicts token j)
         logits = model(x, padding, output_rows=predictor_rows(F.pad(masked, (P, 0)))).float()  # (M, V)
         logits[:, mask_token_id] = -math.inf  # the mask token is never a prediction
+        if record_entropy:
+            history.record_entropy(i, masked, logits)
         x0, conf, _ = sample_tokens(logits, alg, temperature, top_p, top_k, generator)  # (M,) token, confidence
         score = torch.full(masked.shape, -math.inf, device=x.device).masked_scatter(masked, conf)  # (B, N)
         commit = commit_rule(score, masked, alg, alg_temp, t, s, i == steps - 1, generator)  # (B, N) bool
@@ -222,15 +230,25 @@ class DecodeHistory:
     steps: long, the 0-based step at which each position was committed (`history[b, j]` reads it);
     confidence: fp32, the alg's confidence of the committed token at that step (origin: its probability);
     first_confidence: fp32, every position's confidence at step 0 (the entropy-sink curve; with a
-    KV cache, the first block's positions only)."""
+    KV cache, the first block's positions only);
+    entropy: with record_entropy, fp32 (B, steps, max_new_tokens): at each step, the entropy (nats) of the
+    model's distribution at each still-masked position, softmax of its logits before temperature and top-p,
+    the mask token excluded (the paper's Figure 9); NaN where the position was already committed. Else None."""
     steps: torch.Tensor
     confidence: torch.Tensor
     first_confidence: torch.Tensor
+    entropy: torch.Tensor | None = None
 
     @classmethod
-    def empty(cls, B, N, device):
+    def empty(cls, B, N, device, entropy_steps=0):
         return cls(torch.full((B, N), -1, dtype=torch.long, device=device), torch.zeros(B, N, device=device),
-                   torch.full((B, N), math.nan, device=device))
+                   torch.full((B, N), math.nan, device=device),
+                   torch.full((B, entropy_steps, N), math.nan, device=device) if entropy_steps else None)
+
+    def record_entropy(self, step, masked, logits):
+        """The entropy of softmax(logits) (M, V) fp32 of the `masked` positions (B, N) at step `step`."""
+        h = torch.special.entr(logits.softmax(-1)).sum(-1)  # (M,) -sum p log p, 0 log 0 = 0
+        self.entropy[:, step] = self.entropy[:, step].masked_scatter(masked, h)
 
     def record(self, step, commit, score, predicted):
         """Step `step` committed `commit` (B, N) with confidences `score` (B, N) of the `predicted` positions."""
@@ -261,6 +279,16 @@ def check_decoding_options(max_new_tokens, steps, alg="entropy"):
           f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     _need(isinstance(steps, int) and 1 <= steps <= max_new_tokens,
           f"steps must be between 1 and max_new_tokens={max_new_tokens}, got {steps!r}")
+
+
+def resolve_steps(max_new_tokens, steps=None, speedup=None):
+    """The denoising steps: `steps`, else max_new_tokens / speedup (None or 1: one token per step)."""
+    if not speedup or speedup == 1:
+        return steps or max_new_tokens
+    _need(steps is None, f"pass steps={steps} or speedup={speedup}, not both")
+    _need(isinstance(speedup, int) and speedup > 0 and max_new_tokens % speedup == 0,
+          f"speedup={speedup!r} must be a whole number that divides max_new_tokens={max_new_tokens}")
+    return max_new_tokens // speedup
 
 
 def check_generate_args(model, input_ids, attention_mask, max_new_tokens, steps, alg, temperature, top_p, top_k,
@@ -313,71 +341,35 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
 # -----------------------------------------------------------------------------
 # the CLI
 
-def read_prompts(path, n):
-    if not path:
-        from tasks import generate_tasks
-        return [t.question for t in generate_tasks("test", n, seed=0)]
-    if path.endswith(".jsonl"):
-        return [(r.get("question") or r["prompt"]) for _, r in load_jsonl(path)][:n]
-    with open(path) as f:
-        prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
-    return prompts[:n]
-
-
-def run_analysis(model, tok, cfg, prompts, encode, dev, ctx):
-    """AR-ness@1..4 and the first-step confidence by distance from the prompt, per temperature."""
-    N = cfg.max_new_tokens
-    print(f"\nAR-ness of {len(prompts)} prompts x {N} tokens, one token per step ({cfg.alg}, top_p {cfg.top_p}); "
-          f"the schedule quirk commits 0 tokens at step 0 and 2 at the last")
-    cols = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256]
-    cols = [c for c in cols if c <= N]
-    rows = []
-    print(f"{'temp':>5} | " + " ".join(f"local@{k}" for k in range(1, 5)) + " | "
-          + " ".join(f"global@{k}" for k in range(1, 5)))
-    for temp in cfg.analyze_temperatures:
-        g = seeded(cfg.seed, device=dev)
-        local, glob, first = [[] for _ in range(4)], [[] for _ in range(4)], []
-        for b in range(0, len(prompts), cfg.analyze_batch):
-            ids, mask = left_pad([encode(p) for p in prompts[b:b + cfg.analyze_batch]], tok.pad_token_id, dev)
-            with ctx:
-                _, h = diffusion_generate(model, ids, mask, max_new_tokens=N, steps=N, temperature=temp,
-                                          top_p=cfg.top_p, top_k=cfg.top_k, alg=cfg.alg, alg_temp=cfg.alg_temp,
-                                          eps=cfg.eps, mask_token_id=tok.mask_token_id, generator=g,
-                                          return_history=True)
-            for r in range(ids.size(0)):
-                order = h.order(r)
-                for k in range(4):
-                    local[k].append(local_ar_ness(order, k + 1))
-                    glob[k].append(global_ar_ness(order, k + 1))
-            first.append(h.first_confidence.float().cpu())
-        print(f"{temp:>5.2f} | " + " ".join(f"{fmean(v):7.3f}" for v in local) + " | "
-              + " ".join(f"{fmean(v):8.3f}" for v in glob))
-        rows.append((temp, torch.cat(first).mean(0)))
-    print(f"\nmean first-step confidence ({cfg.alg}) by distance from the prompt (higher = more confident; "
-          "an 'entropy sink' peaks right after the prompt)")
-    print(f"{'temp':>5} | " + " ".join(f"{c:>6}" for c in cols))
-    for temp, curve in rows:
-        print(f"{temp:>5.2f} | " + " ".join(f"{float(curve[c - 1]):6.2f}" for c in cols))
+def open_model(out_dir, cfg, dev):
+    """The model of out_dir, its tokenizer and the prompt encoder (the chat template for SFT and GRPO
+    checkpoints, unless cfg.chat says otherwise)."""
+    model, tok, model_dir, meta = load_model(pick_model_dir(out_dir), dev, cfg.dtype)
+    run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts
+    chat = cfg.chat if cfg.chat is not None else (run.get("mode") == "sft" or "estimator" in run)
+    encode = (lambda q: tok.encode(tok.diffucoder_prompt(q))) if chat else tok.encode
+    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; "
+          f"chat template {'on' if chat else 'off'}")
+    return model, tok, encode
 
 
 def main(argv=None):
     import decoders  # here, not at the top: decoders.py imports this file's pieces
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print_config(cfg)
-    steps = cfg.steps or cfg.max_new_tokens
+    steps = resolve_steps(cfg.max_new_tokens, cfg.steps, cfg.speedup)
     fast = {k: getattr(cfg, k) for k in decoders.FAST_OPTIONS}  # block_length, threshold, cache, cache_refresh
     decoders.check_fast_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
+    dirs = as_list(cfg.out_dir)
+    if len(dirs) > 1 and not cfg.analyze:
+        raise ValueError(f"out_dir lists {len(dirs)} models; that is for --analyze=True, sample one model at a time")
     dev = resolve_device(cfg.device)
     cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
-    model, tok, model_dir, meta = load_model(pick_model_dir(cfg.out_dir), dev, cfg.dtype)
     ctx = autocast(torch.device(dev).type, cfg.dtype)
-    run = meta.get("config", {})  # SFT and GRPO (train_grpo.py has `estimator`) checkpoints answer chat prompts
-    chat = cfg.chat if cfg.chat is not None else (run.get("mode") == "sft" or "estimator" in run)
-    encode = (lambda q: tok.encode(tok.diffucoder_prompt(q))) if chat else tok.encode
-    print(f"model {model_dir}: {model.num_params() / 1e6:.2f}M parameters on {dev}, {cfg.dtype}; "
-          f"chat template {'on' if chat else 'off'}")
     if cfg.analyze:
-        return run_analysis(model, tok, cfg, read_prompts(cfg.analyze_file, cfg.analyze_n), encode, dev, ctx)
+        from analysis import run_analysis  # analysis.py imports this file
+        return run_analysis(cfg, dirs, lambda d: (*open_model(d, cfg, dev), dev, ctx))
+    model, tok, encode = open_model(dirs[0], cfg, dev)
     text = cfg.prompt
     if cfg.prompt_file.endswith(".jsonl"):
         prompts = read_prompts(cfg.prompt_file, cfg.prompt_index + 1)

@@ -349,3 +349,39 @@ def test_temperature_sweep_reports_each_and_the_best(saved, tmp_path, monkeypatc
         run_main(args + ["--temperature=0.2"])
     with pytest.raises(ValueError, match="distinct numbers >= 0"):
         run_main(args[:-2] + ["--temperatures=[0.2,0.2]"])
+
+
+def test_pass_at_1_and_10_per_temperature_table_json_and_plot(saved, tmp_path, monkeypatch):
+    """--n_samples=10 --temperatures: pass@1, 5 and 10 per temperature in the printed table and results.json, and
+    pass_at_k.png when matplotlib is installed. One task; at 0.2 one sample of ten passes, at 0.4 five, at 0.6 none."""
+    task = generate_tasks("test", 1, seed=0)
+    write_jsonl(task, str(tmp_path / "test.jsonl"))
+    right = {0.2: 1, 0.4: 5, 0.6: 0}
+
+    def fake(model, tok, prompts, *, temperature, **kw):
+        return [task[0].answer if i < right[temperature] else "no" for i in range(len(prompts))]
+
+    monkeypatch.setattr(ev, "generate_completions", fake)
+    out = run_main(["--benchmark=tiny", f"--tiny_file={tmp_path / 'test.jsonl'}", f"--out_dir={saved[0]}",
+                    "--n_samples=10", "--batch_size=10", f"--results_dir={tmp_path / 'sweep'}",
+                    "--temperatures=[0.2,0.4,0.6]"])
+    assert out["table"][0].split() == ["temperature"] + "tiny pass@1 tiny pass@5 tiny pass@10".split()
+    assert [line.split() for line in out["table"][1:4]] == [["0.2", "10.0", "50.0", "100.0"],
+                                                            ["0.4", "50.0", "99.6", "100.0"],  # 1 - 1/252
+                                                            ["0.6", "0.0", "0.0", "0.0"]]
+    assert json.loads((tmp_path / "sweep" / "results.json").read_text())["table"] == out["table"]
+    try:
+        import matplotlib  # noqa: F401
+        assert (tmp_path / "sweep" / "pass_at_k.png").read_bytes()[:4] == b"\x89PNG"
+    except ImportError:
+        assert not (tmp_path / "sweep" / "pass_at_k.png").exists()
+
+
+def test_speedup_is_half_the_steps_and_recorded(saved):
+    s = resolved(saved, "--benchmark=humaneval_plus", "--speedup=2")
+    assert (s["max_new_tokens"], s["steps"], s["speedup"]) == (512, 256, 2)
+    assert "speedup" not in resolved(saved, "--benchmark=tiny")  # unset: existing results dirs stay valid
+    with pytest.raises(ValueError, match="divides max_new_tokens=64"):
+        resolved(saved, "--benchmark=tiny", "--speedup=3")
+    with pytest.raises(ValueError, match="not both"):
+        resolved(saved, "--steps=32", "--speedup=2")
