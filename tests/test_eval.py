@@ -18,6 +18,7 @@ from math import comb
 import pytest
 import torch
 
+import benchmarks as bm
 import eval as ev
 from checkpoint import save_pretrained
 from model import ModelConfig, Transformer
@@ -52,24 +53,24 @@ def run_main(args):
 # pass@k
 
 def test_pass_at_k_hand_examples_and_evalplus():
-    assert ev.pass_at_k(5, 2, 1) == pytest.approx(0.4)
-    assert ev.pass_at_k(5, 2, 5) == 1.0 and ev.pass_at_k(5, 5, 5) == 1.0  # k = n: any correct sample
-    assert ev.pass_at_k(5, 0, 1) == 0.0 and ev.pass_at_k(5, 0, 5) == 0.0
-    assert ev.pass_at_k(10, 3, 5) == pytest.approx(1 - comb(7, 5) / comb(10, 5))  # 1 - 21/252
+    assert bm.pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert bm.pass_at_k(5, 2, 5) == 1.0 and bm.pass_at_k(5, 5, 5) == 1.0  # k = n: any correct sample
+    assert bm.pass_at_k(5, 0, 1) == 0.0 and bm.pass_at_k(5, 0, 5) == 0.0
+    assert bm.pass_at_k(10, 3, 5) == pytest.approx(1 - comb(7, 5) / comb(10, 5))  # 1 - 21/252
     from evalplus.eval import estimate_pass_at_k
     for n in range(1, 13):
         for c in range(n + 1):
             for k in range(1, n + 1):
                 closed = 1 - comb(n - c, k) / comb(n, k)
-                assert ev.pass_at_k(n, c, k) == pytest.approx(closed, abs=1e-12)
-                assert ev.pass_at_k(n, c, k) == pytest.approx(float(estimate_pass_at_k(n, [c], k)[0]), abs=1e-12)
-    assert ev.pass_at_k(200, 7, 100) == pytest.approx(1 - comb(193, 100) / comb(200, 100))
+                assert bm.pass_at_k(n, c, k) == pytest.approx(closed, abs=1e-12)
+                assert bm.pass_at_k(n, c, k) == pytest.approx(float(estimate_pass_at_k(n, [c], k)[0]), abs=1e-12)
+    assert bm.pass_at_k(200, 7, 100) == pytest.approx(1 - comb(193, 100) / comb(200, 100))
     with pytest.raises(ValueError):
-        ev.pass_at_k(3, 1, 5)
+        bm.pass_at_k(3, 1, 5)
     # k = 5, 10 > n are left out, k = n is always in: (1 + 1 + 0) / 3 tasks have a pass in 2 samples
-    assert ev.pass_at_ks(2, [2, 1, 0]) == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(2 / 3)}
-    assert set(ev.pass_at_ks(8, [0, 8])) == {"pass@1", "pass@5", "pass@8"}
-    assert ev.pass_at_ks(10, [0, 10]) == {"pass@1": 0.5, "pass@5": 0.5, "pass@10": 0.5}
+    assert bm.pass_at_ks(2, [2, 1, 0]) == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(2 / 3)}
+    assert set(bm.pass_at_ks(8, [0, 8])) == {"pass@1", "pass@5", "pass@8"}
+    assert bm.pass_at_ks(10, [0, 10]) == {"pass@1": 0.5, "pass@5": 0.5, "pass@10": 0.5}
 
 
 # -----------------------------------------------------------------------------
@@ -77,21 +78,21 @@ def test_pass_at_k_hand_examples_and_evalplus():
 
 def test_prompts_and_solutions():
     p = {"task_id": "X/0", "prompt": 'def f(x):\n    """Double x."""\n', "entry_point": "f"}
-    assert ev.model_prompt(p, "humaneval", "instruct") + ev.INSTRUCT_PREFILL == (
+    assert bm.model_prompt(p, "humaneval", "instruct") + bm.INSTRUCT_PREFILL == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
         'Please complete the following problem:\n```\ndef f(x):\n    """Double x."""\n```\n<|im_end|>\n'
         "<|im_start|>assistant\nHere is the code to solve this problem:\n```python\n")
-    assert ev.model_prompt(p, "humaneval", "base") == p["prompt"]
-    assert ev.model_prompt({"prompt": "Write f."}, "tiny", "instruct") == diffucoder_prompt("Write f.")
+    assert bm.model_prompt(p, "humaneval", "base") == p["prompt"]
+    assert bm.model_prompt({"prompt": "Write f."}, "tiny", "instruct") == diffucoder_prompt("Write f.")
     code = "def f(x):\n    return 2 * x"
     # instruct: the code up to the closing fence, with or without that fence; prose and junk after it dropped
-    assert ev.make_solution(p, code + "\n```\nThis doubles x.", "humaneval", "instruct") == code
-    assert ev.make_solution(p, code + "\n", "humaneval_plus", "instruct") == code
+    assert bm.make_solution(p, code + "\n```\nThis doubles x.", "humaneval", "instruct") == code
+    assert bm.make_solution(p, code + "\n", "humaneval_plus", "instruct") == code
     # base: prompt + completion, sanitized as evalplus does (top-level calls go)
-    assert ev.make_solution(p, "    return 2 * x\n\nprint(f(3))\n", "humaneval", "base") == (
+    assert bm.make_solution(p, "    return 2 * x\n\nprint(f(3))\n", "humaneval", "base") == (
         'def f(x):\n    """Double x."""\n    return 2 * x')
-    assert ev.make_solution(p, "```python\n" + code + "\n```\n", "tiny", "instruct") == code + "\n"
-    assert ev.make_solution(p, code, "tiny", "instruct") == ""  # no fenced block
+    assert bm.make_solution(p, "```python\n" + code + "\n```\n", "tiny", "instruct") == code + "\n"
+    assert bm.make_solution(p, code, "tiny", "instruct") == ""  # no fenced block
 
 
 MBPP_PLUS_PROMPT = ('"""\nWrite a function to find the shared elements from the given two lists.\n'
@@ -100,18 +101,18 @@ MBPP_PLUS_PROMPT = ('"""\nWrite a function to find the shared elements from the 
 
 def test_mbpp_gets_its_own_user_turn():
     p = {"task_id": "Mbpp/2", "prompt": MBPP_PLUS_PROMPT, "entry_point": "similar_elements"}
-    assert ev.mbpp_parts(p) == ("Write a function to find the shared elements from the given two lists.",
+    assert bm.mbpp_parts(p) == ("Write a function to find the shared elements from the given two lists.",
                                 "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))")
-    assert ev.model_prompt(p, "mbpp_plus", "instruct") + ev.INSTRUCT_PREFILL == (
+    assert bm.model_prompt(p, "mbpp_plus", "instruct") + bm.INSTRUCT_PREFILL == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
         "You are an expert Python programmer, and here is your task: Write a function to find the shared elements from "
         "the given two lists. Your code should pass these tests:\n\n"
         "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n<|im_end|>\n"
         "<|im_start|>assistant\nHere is the code to solve this problem:\n```python\n")
-    assert ev.model_prompt(p, "mbpp_plus", "base") == MBPP_PLUS_PROMPT.strip() + "\n"  # base: evalplus's prompt as is
-    assert "Please complete" in ev.model_prompt(dict(p, prompt="def f():\n    pass\n"), "humaneval_plus", "instruct")
+    assert bm.model_prompt(p, "mbpp_plus", "base") == MBPP_PLUS_PROMPT.strip() + "\n"  # base: evalplus's prompt as is
+    assert "Please complete" in bm.model_prompt(dict(p, prompt="def f():\n    pass\n"), "humaneval_plus", "instruct")
     with pytest.raises(ValueError, match="not evalplus.s form"):
-        ev.model_prompt(dict(p, prompt="Write a function."), "mbpp_plus", "instruct")
+        bm.model_prompt(dict(p, prompt="Write a function."), "mbpp_plus", "instruct")
 
 
 def resolved(saved, *args):
@@ -123,8 +124,8 @@ def test_defaults_are_diffucoder_protocol_but_tiny_is_greedy(saved):
     he = resolved(saved, "--benchmark=humaneval_plus")
     assert {k: he[k] for k in ("temperature", "top_p", "top_k", "alg", "alg_temp", "max_new_tokens", "steps")} == dict(
         temperature=0.2, top_p=0.95, top_k=None, alg="entropy", alg_temp=0.0, max_new_tokens=512, steps=512)
-    assert he["user_template"] == ev.INSTRUCT_USER and he["prefill"] == ev.INSTRUCT_PREFILL
-    assert resolved(saved, "--benchmark=mbpp_plus")["user_template"] == ev.MBPP_USER
+    assert he["user_template"] == bm.INSTRUCT_USER and he["prefill"] == bm.INSTRUCT_PREFILL
+    assert resolved(saved, "--benchmark=mbpp_plus")["user_template"] == bm.MBPP_USER
     assert resolved(saved, "--benchmark=humaneval", "--temperature=0")["temperature"] == 0.0  # greedy
     tiny = resolved(saved, "--benchmark=tiny")
     assert (tiny["temperature"], tiny["top_p"], tiny["max_new_tokens"], tiny["steps"]) == (0.0, None, 64, 64)
@@ -225,11 +226,11 @@ def test_evalplus_offline_without_data_is_one_clear_error(tmp_path, monkeypatch)
     monkeypatch.setattr(prepare_data, "hub_reachable", lambda *a, **k: False)
     monkeypatch.delenv("MBPP_OVERRIDE_PATH", raising=False)
     with pytest.raises(FileNotFoundError, match="MBPP_OVERRIDE_PATH=") as e:
-        ev.evalplus_problems("mbpp_plus")
+        bm.evalplus_problems("mbpp_plus")
     assert "\n" not in str(e.value)
     monkeypatch.setenv("HUMANEVAL_OVERRIDE_PATH", str(tmp_path / "missing.jsonl"))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        ev.evalplus_problems("humaneval_plus")
+        bm.evalplus_problems("humaneval_plus")
 
 
 # -----------------------------------------------------------------------------
