@@ -29,7 +29,7 @@ DiffuCoder's default; `sample.diffusion_generate` is the exact algorithm. `gener
    full forward, so its logits differ from uncached decoding by rounding (more under bf16 autocast,
    where the stored keys/values are bf16 activations), and tokens can differ at near-ties.
 
-Measured speed-ups (bench/bench.py, CPU, tiny shape) are in the README.
+Measured speed-ups (python -m bench.speed) and pass@1 on the tiny model are in docs/results.md.
 """
 
 import itertools

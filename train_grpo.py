@@ -34,7 +34,7 @@ How this relates to the paper and the official code:
    skipped.
 4. The log-prob passes get the rollout's attention mask and position ids (the official code drops
    them), and log-probs are taken at temperature 1 (as the official code).
-5. Rollouts are decoded one prompt group (G completions) per diffusion_generate call, with a
+5. Rollouts are decoded one prompt group (G completions) per generate call, with a
    generator seeded per (seed, step, prompt): a run is the same on 1 or N ranks.
 6. The loss is normalised by the number of completion tokens of the whole optimizer step across
    ranks, so gradient accumulation and DDP/FSDP2 give exactly the one-big-batch update.
@@ -64,7 +64,7 @@ from configurator import config_keys, configure, load_jsonl, print_config, run_c
 from eval import evaluate_tasks
 from execution import score_completions
 from model import predictor_rows
-from sample import diffusion_generate
+from decoders import check_fast_options, generate
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -86,6 +86,9 @@ diffusion_steps = None  # denoising steps (None: max_completion_length, one toke
 temperature = 1.2  # the paper's rollout temperature (the released recipe uses 1.0)
 top_p = 0.95
 alg = "entropy"
+block_length = None  # rollouts with decoders.py's approximations: semi-AR blocks (None: the exact decoder, as the paper)
+threshold = None  # also commit every token above this probability (needs a confidence alg)
+cache = None  # 'prefix' | 'dual' KV cache within a block (needs block_length)
 # rewards
 code_weight = 2.0  # reward = code_weight * test pass rate + format_weight * format reward
 format_weight = 0.5
@@ -271,6 +274,8 @@ def main(argv=None):
         raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the {d.world_size} ranks.")
     if G < 2:
         raise ValueError("num_generations must be at least 2 (advantages compare completions of one prompt).")
+    check_fast_options(cfg.max_completion_length, cfg.diffusion_steps or cfg.max_completion_length, cfg.alg, 0.0,
+                       cfg.block_length, cfg.threshold, cfg.cache)
     if d.master:
         print("train_grpo.py config:")
         print_config(cfg)
@@ -316,8 +321,8 @@ def main(argv=None):
         return tok.encode(tok.diffucoder_prompt(question))[-cfg.max_prompt_length:]
 
     def rollout(step, records, first_index):
-        """G completions per record, one diffusion_generate call per prompt group. Returns per
-        group: (prompt ids, completions (G, C))."""
+        """G completions per record, one generate call per prompt group (the exact decoder unless
+        block_length, threshold or cache is set). Returns per group: (prompt ids, completions (G, C))."""
         model.eval()
         groups = []
         for i, r in enumerate(records):
@@ -327,8 +332,9 @@ def main(argv=None):
             if d.device_type == "cuda":
                 g = torch.Generator(device=d.device).manual_seed(int(torch.randint(2**62, (1,), generator=g)))
             with ctx:
-                out = diffusion_generate(model, ids, max_new_tokens=C, steps=n_steps, temperature=cfg.temperature,
-                                         top_p=cfg.top_p, alg=cfg.alg, mask_token_id=mask_id, generator=g)
+                out = generate(model, ids, max_new_tokens=C, steps=n_steps, temperature=cfg.temperature,
+                               top_p=cfg.top_p, alg=cfg.alg, mask_token_id=mask_id, generator=g,
+                               block_length=cfg.block_length, threshold=cfg.threshold, cache=cfg.cache)
             groups.append((p, out[:, len(p):]))
         model.train()
         return groups

@@ -293,6 +293,18 @@ def test_loop_moves_the_policy_and_accumulation_is_exact(policy, tmp_path, capsy
     assert_same_update(a, b)
 
 
+def test_rollouts_with_an_approximate_decoder(policy, tmp_path, capsys):
+    """threshold / block_length / cache reach the rollouts: the threshold decoder runs fewer forwards, so the
+    rollout completions (and so the rewards and the update) differ from the exact decoder's."""
+    run_grpo(policy, tmp_path / "exact", "--max_steps=1", "--beta=0")
+    run_grpo(policy, tmp_path / "fast", "--max_steps=1", "--beta=0", "--threshold=0.5", "--block_length=8",
+             "--cache=dual")
+    out = capsys.readouterr().out
+    assert len(re.findall(r"step 1/1 \| reward", out)) == 2, out
+    a, b = final_weights(tmp_path / "exact"), final_weights(tmp_path / "fast")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
 def train_grpo_init(policy):
     from checkpoint import resolve_model_dir
     return resolve_model_dir(str(policy / "sft"))
@@ -350,6 +362,8 @@ def test_bad_input(policy, tmp_path):
         run_grpo(policy, tmp_path / "x", "--estimator=coupld")
     with pytest.raises(FileNotFoundError, match="prepare_data.py --kind=tasks"):
         train_grpo.main([f"--init_from={policy / 'sft'}", f"--train_file={tmp_path / 'none.jsonl'}", f"--out_dir={tmp_path / 'y'}", *TINY])
+    with pytest.raises(ValueError, match="set block_length too"):
+        run_grpo(policy, tmp_path / "c", "--cache=dual")
     with pytest.raises(ConfigError, match="did you mean 'num_generations'"):
         run_grpo(policy, tmp_path / "z", "--num_generation=3")
     bad = tmp_path / "bad.jsonl"
