@@ -61,10 +61,10 @@ from checkpoint import (latest_checkpoint, load_training_state, read_tokenizer_f
 from common import (Dist, autocast, build_model, completion_text, epoch_indices, left_pad, lr_at, make_optimizer,
                     resolve_dtype, seeded, set_grad_sync, stop_ids)
 from configurator import config_keys, configure, load_jsonl, print_config, run_cli
+from decoders import check_fast_options, generate
 from eval import evaluate_tasks
 from execution import score_completions
 from model import predictor_rows
-from decoders import check_fast_options, generate
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
