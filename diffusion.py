@@ -23,6 +23,8 @@ and is full for 'diffusion', always combined with the left-padding mask of the r
 import torch
 import torch.nn.functional as F
 
+from model import padding_attention_mask
+
 
 def sample_noise(batch_size, seq_len, eps=1e-3, generator=None, device=None):
     """Noise for one batch: t (B,) ~ U(eps, 1) and uniforms u (B, T); token j of row b is masked iff u[b, j] < t[b]."""
@@ -57,7 +59,6 @@ def training_attention_mask(objective, real, step=0, anneal_steps=0, generator=N
     other (no padding, bidirectional). objective 'ar': causal; 'diffusion': bidirectional, or annealed from
     causal to full while step < anneal_steps. real (B, T) bool: False on left padding, which no real token
     sees (model.padding_attention_mask)."""
-    from model import padding_attention_mask
     B, T = real.shape
     if objective == "ar":
         mask = torch.ones(T, T, dtype=torch.bool, device=real.device).tril().expand(B, 1, T, T)

@@ -8,8 +8,9 @@ Evaluate a masked-diffusion code model: decode with `diffusion_generate`, run th
     python eval.py --benchmark=humaneval_plus --out_dir=... --temperature=0                 # greedy
     python eval.py --benchmark=humaneval_plus --out_dir=... --n_samples=10 --temperatures=[0.2,0.4,0.6,0.8,1.0]
     python eval.py --benchmark=humaneval_plus --out_dir=... --speedup=2          # 2x speed: 256 steps for 512 tokens
-    python eval.py --benchmark=tiny --block_length=32 --cache=dual --threshold=0.9    # quality of a fast approximate decoding
-    MBPP_OVERRIDE_PATH=MbppPlus-v0.2.0.jsonl python eval.py --benchmark=mbpp_plus --out_dir=... --n_samples=10 --temperature=0.4
+    python eval.py --benchmark=tiny --block_length=32 --cache=dual --threshold=0.9   # a fast approximate decoding
+    MBPP_OVERRIDE_PATH=MbppPlus-v0.2.0.jsonl python eval.py --benchmark=mbpp_plus --out_dir=... --n_samples=10 \\
+        --temperature=0.4
 
 Decoding: DiffuCoder's protocol for HumanEval(+) and MBPP+ by default: temperature 0.2, top-p 0.95, alg entropy,
 512 new tokens, steps = max_new_tokens (one token per step); `--temperatures=[0.2,0.3,0.4]` evaluates each
@@ -72,22 +73,26 @@ from common import autocast, completion_text, left_pad, resolve_device, resolve_
 from configurator import config_keys, configure, load_json, print_config, run_cli
 from analysis import pass_at_k_png
 from decoders import check_fast_options, generate
-from execution import run_tests_batch, score_completions
+from execution import run_tests_batch
+from rewards import score_completions
 from sample import ar_generate, resolve_steps
 from tokenizer import diffucoder_prompt
 
 # -----------------------------------------------------------------------------
 # model
-out_dir = "out/sft_tiny"  # a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
+# a training out_dir (its latest checkpoint) or an HF model dir; falls back to out/pretrain_tiny
+out_dir = "out/sft_tiny"
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 # benchmark
 benchmark = "tiny"  # 'tiny' | 'humaneval' | 'humaneval_plus' | 'mbpp_plus'
-prompt_style = "instruct"  # 'instruct' (chat, answer prefilled with a ```python fence) | 'base' (raw prompt); tiny: always chat
+# 'instruct' (chat, answer prefilled with a ```python fence) | 'base' (raw prompt); tiny: always chat
+prompt_style = "instruct"
 limit = None  # only the first N tasks (quick runs)
 tiny_file = "data/tasks/test.jsonl"  # held-out tiny tasks; if absent: generate_tasks("test", tiny_n, seed=0)
 tiny_n = 500
-results_dir = ""  # samples.jsonl, settings.json, results.json ('': out/eval/<model>/<benchmark>-<style>-<settings hash>)
+# samples.jsonl, settings.json, results.json ('': out/eval/<model>/<benchmark>-<style>-<settings hash>)
+results_dir = ""
 # decoding (DiffuCoder: temperature 0.2, top-p 0.95, alg entropy, alg_temp 0, steps = max_new_tokens = 512)
 n_samples = 1  # completions per task; pass@k for k in (1, 5, 10) up to n_samples, and k = n_samples
 max_new_tokens = None  # None: 64 for tiny (answers are <= 56 tokens), 512 for the others
@@ -99,9 +104,9 @@ top_p = None  # None: 0.95 (DiffuCoder), but none for tiny
 top_k = None
 alg = "entropy"  # 'origin' | 'maskgit_plus' | 'topk_margin' | 'entropy'
 alg_temp = 0.0
-decoder = "diffusion"  # 'diffusion' (diffusion_generate) or 'ar' (left to right, for models trained with objective='ar')
+decoder = "diffusion"  # 'diffusion' (diffusion_generate) or 'ar' (left to right, for objective='ar' models)
+# approximate fast decoding (decoders.py; None: off, exact Dream decoding)
 block_length = None  # semi-AR block decoding (None: off, as DiffuCoder)
-# approximate fast decoding (sample.py note 7; None: off, exact Dream decoding)
 threshold = None  # (0, 1]: also commit every token whose probability exceeds this (steps becomes a maximum)
 cache = None  # 'prefix' | 'dual': reuse keys/values within a block (needs block_length)
 batch_size = 8  # prompts decoded together
@@ -118,13 +123,14 @@ CONFIG_KEYS = config_keys(globals())
 # generation
 
 def generate_completions(model, tok, prompts, *, max_new_tokens, steps=None, temperature=0.0, top_p=None, top_k=None,
-                         alg="entropy", alg_temp=0.0, batch_size=8, seed=0, dtype="bfloat16", prefill="", progress=False,
-                         block_length=None, threshold=None, cache=None, decoder="diffusion"):
+                         alg="entropy", alg_temp=0.0, batch_size=8, seed=0, dtype="bfloat16", prefill="",
+                         progress=False, block_length=None, threshold=None, cache=None, decoder="diffusion"):
     """One completion per prompt (already templated, e.g. tok.diffucoder_prompt(q)), in input order, each cut at
     its first <|im_end|> / <|dlm_pad|> / EOS and decoded to text. `prefill` is appended to every prompt (the start
     of the answer) and is not part of the returned text. Prompts are batched by length and left-padded; decoding
     draws from one torch.Generator seeded by `seed`, on the model's device. block_length, threshold and cache
-    are decoders.py's (None: exact Dream decoding, sample.diffusion_generate); decoder='ar' decodes left to right (ar_generate) instead."""
+    are decoders.py's (None: exact Dream decoding, sample.diffusion_generate); decoder='ar' decodes left to right
+    (ar_generate) instead."""
     dev = next(model.parameters()).device
     gen = seeded(seed, device=dev)
     ids = [tok.encode(p + prefill) for p in prompts]
@@ -154,7 +160,7 @@ def _field(task, name, default=None):
 
 
 def reward_summary(scored, n):
-    """pass@k, format_rate and mean_test_pass_fraction of execution.score_completions' output (n samples per
+    """pass@k, format_rate and mean_test_pass_fraction of rewards.score_completions' output (n samples per
     task, task after task), and the number of samples of each task that pass all their tests."""
     correct = [sum(code == 1.0 for _, code in scored[i:i + n]) for i in range(0, len(scored), n)]
     return {**pass_at_ks(n, correct), "format_rate": sum(f == 1.0 for f, _ in scored) / len(scored),
@@ -164,7 +170,7 @@ def reward_summary(scored, n):
 def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=None, temperature=0.0, top_p=None,
                    alg="entropy", batch_size=8, seed=0, dtype="bfloat16", timeout_s=5.0, workers=None, packages=False):
     """Generate n_samples completions per task (objects or dicts with .question and .tests, e.g. tiny Tasks)
-    from tok.diffucoder_prompt(question) and score them as the reward does (execution.score_completions). Returns
+    from tok.diffucoder_prompt(question) and score them as the reward does (rewards.score_completions). Returns
     {"pass@1", "pass@5", "pass@10" (those <= n_samples): mean over tasks of the unbiased estimator, a sample
      passing when all its tests pass; "format_rate": fraction of samples with format reward 1;
      "mean_test_pass_fraction": mean fraction of tests passed (0 without the format: the code reward);
@@ -172,7 +178,8 @@ def evaluate_tasks(model, tok, tasks, *, n_samples=1, max_new_tokens=128, steps=
                    "test_pass_fraction", "completions"}]}."""
     n = n_samples
     if not tasks or n < 1:
-        raise ValueError(f"evaluate_tasks needs at least one task and n_samples >= 1, got {len(tasks)} tasks, n_samples={n}")
+        raise ValueError(f"evaluate_tasks needs at least one task and n_samples >= 1, "
+                         f"got {len(tasks)} tasks, n_samples={n}")
     prompts = [diffucoder_prompt(_field(t, "question")) for t in tasks for _ in range(n)]
     completions = generate_completions(model, tok, prompts, max_new_tokens=max_new_tokens, steps=steps,
                                        temperature=temperature, top_p=top_p, alg=alg, batch_size=batch_size,
@@ -195,13 +202,15 @@ def score(cfg, problems, rows):
         scored = score_completions([r["completion"] for r in flat], [p["tests"] for p in problems for _ in range(n)],
                                     cfg.timeout_s, cfg.workers, packages)
         metrics, correct = reward_summary(scored, n)
-        return {"tiny": metrics}, [{"task_id": p["task_id"], "family": p["family"], "template": p["template"], "correct": c}
-                                   for p, c in zip(problems, correct)]
+        per_task = [{"task_id": p["task_id"], "family": p["family"], "template": p["template"], "correct": c}
+                    for p, c in zip(problems, correct)]
+        return {"tiny": metrics}, per_task
     if cfg.benchmark == "humaneval":
         res = run_tests_batch([(r["solution"], p["tests"]) for p, rs in zip(problems, rows) for r in rs], cfg.timeout_s,
                               cfg.workers, packages)
         correct = [sum(r.status == "pass" for r in res[i * n:(i + 1) * n]) for i in range(len(problems))]
-        return {"humaneval": pass_at_ks(n, correct)}, [{"task_id": p["task_id"], "correct": c} for p, c in zip(problems, correct)]
+        per_task = [{"task_id": p["task_id"], "correct": c} for p, c in zip(problems, correct)]
+        return {"humaneval": pass_at_ks(n, correct)}, per_task
     status = evalplus_score(cfg.benchmark, problems, rows, cfg.workers)
     base = [sum(b == "pass" for b, _ in st) for st in status]
     plus = [sum(b == p == "pass" for b, p in st) for st in status]
@@ -286,14 +295,16 @@ def plan(cfg):
         raise ValueError(f"decoder must be 'diffusion' or 'ar', got '{cfg.decoder}'")
     if cfg.decoder == "ar":
         if fast:
-            raise ValueError("block_length, threshold and cache are diffusion decoding options; drop them for decoder='ar'")
+            raise ValueError("block_length, threshold and cache are diffusion decoding options; "
+                             "drop them for decoder='ar'")
         fast = {"decoder": "ar"}  # recorded in the settings only when set, like the approximate decoders
     dev = resolve_device(cfg.device)
     cfg.dtype = resolve_dtype(cfg.dtype, torch.device(dev).type)
     model_dir = resolve_model_dir(pick_model_dir(cfg.out_dir))
     settings = dict(benchmark=cfg.benchmark, prompt_style=style, model=os.path.abspath(model_dir), max_new_tokens=N,
                     steps=steps, temperature=temperature, top_p=top_p, top_k=cfg.top_k, alg=cfg.alg,
-                    alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype, **fast)  # (only the fast options that are set)
+                    alg_temp=cfg.alg_temp, seed=cfg.seed, dtype=cfg.dtype,
+                    **fast)  # (only the fast options that are set)
     if cfg.speedup:  # recorded only when set, like the fast options: existing results dirs stay valid
         settings["speedup"] = cfg.speedup
     if style == "instruct":  # the prompt is a setting too (tiny: the task's question in the chat template)
@@ -390,7 +401,8 @@ def evaluate(cfg, models=None):
                     seed=cfg.seed + min(i * n + s for i, s in chunk), dtype=cfg.dtype, prefill=prefill, **fast)
                 for (i, s), c in zip(chunk, completions):
                     sol = make_solution(problems[i], c, cfg.benchmark, style)
-                    f.write(json.dumps({"task_id": problems[i]["task_id"], "sample": s, "solution": sol, "completion": c}) + "\n")
+                    row = {"task_id": problems[i]["task_id"], "sample": s, "solution": sol, "completion": c}
+                    f.write(json.dumps(row) + "\n")
                 f.flush()
                 print(progress_line("generated", b + len(chunk), len(todo), time.perf_counter() - t0), flush=True)
     gen_s, t1 = time.perf_counter() - t0, time.perf_counter()

@@ -1,50 +1,29 @@
-"""The one place where untrusted generated code runs: a contained process per program, and the rewards.
+"""The one place where untrusted generated code runs: a contained process per program (rewards.py scores
+completions with it). The code that runs inside that process is harness.py.
 
-Design. `run_tests(program, tests)` runs ONE contained process per program (the official code starts
-one `python3 -c program+assert` per assert, see bench/sandbox.py). A harness in it execs the program
-in a fresh `__main__`, then each test (one assert statement, compiled before the program runs) on its
-own, catching everything including SystemExit, so a failing test hides no other.
-A test passes only if the harness saw its exec return. Results travel over a private pipe as lines
-carrying a per-run random nonce (sent on stdin, never on the command line), never over stdout, and only
-from the harness's own pid, so prints, blind writes to every fd and forked children report nothing.
-After the program ran, the harness calls only privately bound functions and formats records without
-any builtin lookup, so patching `builtins` (AssertionError, exec, str, __import__ ...) cannot turn a
-failure into a pass. Exiting early (os._exit, sys.exit, exit(), a signal) fails the unseen tests; at
-the top level, even after the definitions, it is a program that did not load: 'error'.
+Design. `run_tests(program, tests)` runs ONE contained process per program (the official code starts one
+`python3 -c program+assert` per assert, see bench/sandbox.py). A harness in it execs the program in a fresh
+`__main__`, then each test (one assert statement, compiled before the program runs) on its own, catching
+everything including SystemExit, so a failing test hides no other. A test passes only if the harness saw its
+exec return. Results travel over a private pipe as lines carrying a per-run random nonce (sent on stdin, never
+on the command line), never over stdout, and only from the harness's own pid, so prints, blind writes to every
+fd and forked children report nothing. After the program ran, the harness calls only privately bound functions
+and formats records without any builtin lookup, so patching `builtins` (AssertionError, exec, str,
+__import__ ...) cannot turn a failure into a pass. Exiting early (os._exit, sys.exit, exit(), a signal) fails the unseen
+tests; at the top level, even after the definitions, it is a program that did not load: 'error'.
 
-Fork server (SERVER = True, the default). Starting an interpreter costs more than most programs run, so
-each thread that calls run_tests gets its own fork server: a small separate interpreter (`python -I -S -B`,
-never a fork of the caller, which may hold torch threads) with the harness loaded, which forks a fresh
-harness per program; from there on everything is as with SERVER = False, where a fresh interpreter starts
-per program (the fallback, and the reference the fork server is tested against: same verdicts, same
-sys.argv, environment, signal dispositions). A server that dies is replaced, and the run repeated once;
-servers exit with the caller (its socket closes; atexit too). Children of one server share its
-hash seed, so str/set order is the same across that worker's programs (a fresh interpreter draws anew).
+Fork server (SERVER = True). Starting an interpreter costs more than most programs run, so each thread
+that calls run_tests gets its own fork server: a separate `python -I -S -B` (never a fork of the
+caller, which may hold torch threads) with the harness loaded, which forks a fresh harness per program.
+SERVER = False starts a fresh interpreter per program: the fallback, and the reference the fork server
+is tested against (same verdicts, sys.argv, environment, signal dispositions). Children of one server
+share its hash seed, so str/set order is the same across that worker's programs.
 
-Containment, enforced by the OS. The harness runs in a new session and, where permitted (root, or
-unprivileged user namespaces), unshares a network namespace (no interfaces, not even loopback), an IPC
-namespace, a mount namespace and a PID namespace whose init forks the program's process: when the init
-exits or is killed, the kernel kills everything the program started (background jobs, setsid daemons).
-The outer harness enforces the wall-clock timeout with SIGKILL; its parent (the fork server, or we) then
-kills the process group as a backstop. rlimits: CPU, address space, file size (stdout/stderr included),
-open files, no core; as root also processes, after dropping to uid/gid 65534 (no groups, no_new_privs, no
-capabilities but the one named below): no signals to our processes. Environment: PATH, LANG, HOME, TMPDIR only; stdin /dev/null;
-stdout and stderr go to unlinked files of which the head/tail land in `detail`.
-Filesystem (PRIVATE_FS = True): in the mount namespace every mount is read-only. The program's directory
-(cwd = HOME = TMPDIR), /tmp, /var/tmp and /dev/shm are private and empty, on one tmpfs of DISK_MB that
-disappears with the run: nothing a program writes reaches the disk, the host or another run. HIDDEN
-directories (default: the caller's home and this project's directory, so checkpoints in out/ and tasks
-in data/) are covered by an empty read-only tmpfs, except the directories the interpreter and the
-allowed packages need, bound back read-only. /proc is the sandbox's own (its processes only). The
-program cannot undo this: it has no capabilities, and in a user namespace of its own these mounts are
-locked. As root the sandbox keeps CAP_DAC_READ_SEARCH (read access to every file) only if uid 65534
-cannot read the interpreter's directories in that view; here pyenv under /root (mode 0700) is bound back
-into a world-readable tmpfs, so it needs none. Without a mount namespace the filesystem is the host's:
-writes only in a fresh temp dir (removed afterwards) and in /tmp, /var/tmp, /dev/shm, reads everywhere.
-Packages: `packages=True` adds this interpreter's site-packages (or given directories) to sys.path as a
-venv would (.pth files included), read-only; by default programs get the standard library only.
-`isolation` records what the last run had: net, pid, ipc, mount, proc (its own /proc), read_any (may
-read every file the caller can), uid, hidden (the directories it saw empty).
+Containment (harness.py's docstring has the details): where permitted, the harness unshares network, IPC, mount
+and PID namespaces, applies the rlimits below, drops to SANDBOX_UID when root, and shows the program a private
+read-only view of the filesystem (PRIVATE_FS, HIDDEN, DISK_MB); a timeout kills its whole process tree.
+`isolation` records what the last run had: net, pid, ipc, mount, proc (its own /proc), read_any (may read every
+file the caller can), uid, hidden (the directories it saw empty).
 
 Threat model: guard rails against reward hacking by an RL policy and against accidents (fork bombs,
 rm -rf, runaway memory, stray daemons, files left behind); not a hardened sandbox against a determined
@@ -56,7 +35,7 @@ adversary.
 2. It can read the world-readable files outside the hidden directories (with read_any: every file, and
    hidden ones by handle), with no network to send them anywhere; it writes only to its own tmpfs. Where
    `isolation['mount']` is False: reads every file, writes /tmp, /var/tmp, /dev/shm of the host.
-3. As root, concurrent sandboxes share uid 65534: one fork bomb uses up RLIMIT_NPROC for all of them
+3. As root, concurrent sandboxes share SANDBOX_UID: one fork bomb uses up RLIMIT_NPROC for all of them
    while it lives. Not root: no uid switch, no RLIMIT_NPROC, the program runs as the caller's uid.
 4. Without a PID namespace (see `isolation`), a daemon that calls setsid() outlives the run, and a
    program running as the caller's uid can signal the caller and the fork servers.
@@ -64,12 +43,10 @@ adversary.
    timeout keep their verdicts.
 """
 import array
-import ast
 import atexit
 import contextlib
 import marshal
 import os
-import re
 import secrets
 import select
 import shutil
@@ -81,7 +58,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -104,8 +80,7 @@ isolation = {}  # filled by each run, see the module docstring
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # + HOME and TMPDIR: the program's directory
 _RECORD_BYTES = 4 * 1024 * 1024  # the most of the result pipe we read
 
-# The harness (harness.py, run as `python -I -S -B -c`). main() runs one program: it unshares, sets up the
-# filesystem view, forks, times out; sandbox() confines and runs. serve(), the fork server: a fresh main() per request.
+# harness.py's source, run as `python -I -S -B -c` with "main()" (one program) or "serve()" (a fork server)
 _HARNESS = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py"), encoding="utf-8").read()
 
 
@@ -329,7 +304,8 @@ def hidden_dirs():
 def run_tests(program: str, tests: list, timeout_s: float = 5.0, packages=False,
               server: bool | None = None) -> ExecResult:
     """Run `program` then each assert in `tests` in one contained process; see the module docstring.
-    packages: let the program import site-packages (True: this interpreter's; or directories), read-only.
+    packages: let the program import site-packages (True: this interpreter's; or directories), read-only
+    (default: the standard library only).
     server: fork the process from a fork server (None: SERVER), else start a fresh interpreter."""
     if not tests:
         raise ValueError("run_tests needs at least one test: a task without tests is a data bug")
@@ -469,47 +445,6 @@ def _verdict(data, nonce, tests, hung, stdout, stderr, timeout_s):
 
 def run_tests_batch(jobs, timeout_s: float = 5.0, workers: int | None = None, packages=False,
                     server: bool | None = None) -> list:
-    """run_tests over [(program, tests), ...] with a thread pool (each job is its own process; each thread its
-    own fork server), in order."""
+    """run_tests over [(program, tests), ...], in order, on a thread pool (each thread has its own fork server)."""
     with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
         return list(pool.map(lambda job: run_tests(job[0], job[1], timeout_s, packages, server), jobs))
-
-
-# Rewards. The format pattern is the official one (DiffuCoder's
-# get_code_format_reward): optional prose without ``` before the block, exactly one ```python block
-# whose code holds no ```, and the closing fence last. Deliberate difference: the official pattern
-# demands exactly one "\n" after the closing fence; we accept zero or one, since whether that newline
-# survives depends on where decoding stopped. ```py, ```python3 or "```python " do not count.
-_FORMAT = re.compile(r"(?:(?!```)[\s\S])*?```python\n((?:(?!```)[\s\S])*?)```\n?")
-_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
-
-
-def format_reward(completion: str) -> float:
-    """1.0: one well-placed ```python block whose code parses; 0.5: the format holds but it does not parse; 0."""
-    match = _FORMAT.fullmatch(completion)
-    if match is None:
-        return 0.0
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(match.group(1).strip())   # .strip() as the official code
-        return 1.0
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return 0.5
-
-
-def extract_code(completion: str):
-    """The code of the first ```python block (as the official extract_code), or None if there is none."""
-    match = _BLOCK.search(completion)
-    return match.group(1) if match else None
-
-
-def score_completions(completions, tests, timeout_s=5.0, workers=None, packages=False):
-    """The rewards of each completion, as GRPO trains on them and eval.py reports them: a list of
-    (format reward (format_reward: 1, 0.5 or 0), code reward (the fraction of its `tests` that the
-    extracted code passes; 0 unless the format reward is 1)). The programs run in parallel
-    (run_tests_batch). train_grpo.py's reward is code_weight x code + format_weight x format."""
-    fmt = [format_reward(c) for c in completions]
-    jobs = [(extract_code(c), t) for c, t, f in zip(completions, tests, fmt) if f == 1.0]
-    results = iter(run_tests_batch(jobs, timeout_s, workers, packages))
-    return [(f, next(results).pass_rate if f == 1.0 else 0.0) for f in fmt]

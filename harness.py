@@ -1,6 +1,27 @@
 """The sandbox harness: the code that runs inside the contained process (execution.py's docstring has the
-design). It is never imported: execution.py reads this file and runs it with `python -I -S -B -c`, then
-`main()` (one program) or `serve()` (the fork server, which forks a fresh main() per request)."""
+design and the threat model). It is never imported: execution.py reads this file and runs it with
+`python -I -S -B -c`, then `main()` (one program) or `serve()` (the fork server, which forks a fresh main()
+per request).
+
+Containment, enforced by the OS. The harness runs in a new session and, where permitted (root, or
+unprivileged user namespaces), unshares a network namespace (not even loopback), an IPC namespace, a
+mount namespace and a PID namespace whose init forks the program's process: when the init exits or is
+killed, the kernel kills everything the program started (background jobs, setsid daemons). The outer
+harness enforces the wall-clock timeout with SIGKILL; its parent (the fork server, or execution.py) then
+kills the process group as a backstop. The rlimits are execution.py's constants; as root the program
+also drops to uid/gid SANDBOX_UID (no groups, no_new_privs, no capabilities but the one named below),
+so it cannot signal our processes. stdin is /dev/null; stdout and stderr go to unlinked files, whose
+head/tail land in the result's `detail`.
+Filesystem (execution.PRIVATE_FS = True): in the mount namespace every mount is read-only. The program's
+directory (cwd = HOME = TMPDIR), /tmp, /var/tmp and /dev/shm are private and empty, on one tmpfs of
+DISK_MB that disappears with the run. The hidden directories (execution.hidden_dirs) are covered by an
+empty read-only tmpfs, except the directories the interpreter and the allowed packages need, bound back
+read-only (private_view). /proc is the sandbox's own. The program cannot undo this: it has no
+capabilities, and in a user namespace of its own these mounts are locked. As root the sandbox keeps
+CAP_DAC_READ_SEARCH (read any file) only if SANDBOX_UID cannot read the interpreter's directories in
+that view. Without a mount namespace the filesystem is the host's: writes only in a fresh temp dir and
+in /tmp, /var/tmp, /dev/shm.
+"""
 import ctypes, linecache, marshal, os, resource, signal, site, sys, traceback, types
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -213,7 +234,7 @@ def serve():
     # The fork server: fd 0 is a unix socket to the parent. Each request is a time limit with four fds
     # (payload, stdout, stderr, result pipe); a forked child becomes main() with them as fds 0-3, in a new
     # session. The server waits for it (killing its group past the limit), then answers "status hung".
-    import array, fcntl, socket
+    import array, fcntl, socket  # the server's alone: an interpreter that runs one program skips them
     sock = socket.socket(fileno=os.dup(0))
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     hung = []

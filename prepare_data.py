@@ -32,9 +32,12 @@ import time
 import numpy as np
 
 from configurator import config_keys, configure, load_json, load_jsonl, print_config, run_cli
+from tasks import generate_tasks, write_jsonl
+from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
-kind = "corpus"  # 'corpus' (token files for pre-training), 'tasks' (the tiny code tasks as jsonl) or 'acecode' (GRPO prompts)
+# 'corpus' (token files for pre-training), 'tasks' (the tiny code tasks as jsonl) or 'acecode' (GRPO prompts)
+kind = "corpus"
 # corpus
 source = "stdlib"  # 'stdlib', a local file/folder/.jsonl, or a Hugging Face dataset name
 text_column = "text"  # the text field of .jsonl records and hub datasets
@@ -78,7 +81,8 @@ def stdlib_documents():
 def local_documents(path, column, patterns):
     """(name, text) from a file, a .jsonl (one document per record) or a folder of files."""
     if os.path.isdir(path):
-        files = sorted({f for p in patterns.split(",") for f in glob.glob(os.path.join(path, "**", p.strip()), recursive=True)})
+        files = sorted({f for p in patterns.split(",")
+                        for f in glob.glob(os.path.join(path, "**", p.strip()), recursive=True)})
         if not files:
             raise FileNotFoundError(f"no files matching {patterns} under '{path}'; set --file_patterns.")
     else:
@@ -107,16 +111,18 @@ def hub_documents(name, column, config_name, split):
     """(name, text) streamed from a Hugging Face dataset. Offline, only a locally cached copy works."""
     if not hub_reachable():
         os.environ["HF_DATASETS_OFFLINE"] = "1"  # fail fast instead of retrying for ~20 s
-    import datasets
+    import datasets  # optional at run time (local files need no hub), and slow to import
     try:
         ds = datasets.load_dataset(name, config_name, split=split, streaming=True)
         for i, record in enumerate(ds):
             if column not in record:
-                raise ValueError(f"dataset '{name}' has no column '{column}'; set --text_column to one of {sorted(record)}.")
+                raise ValueError(f"dataset '{name}' has no column '{column}'; "
+                                 f"set --text_column to one of {sorted(record)}.")
             yield f"{name}:{i}", record[column]
     except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise FileNotFoundError(f"cannot reach dataset '{name}' ({type(e).__name__}); offline, download it elsewhere and pass "
-                                f"local files instead: --source=path/to/folder_or_file.jsonl --text_column={column}") from None
+        raise FileNotFoundError(f"cannot reach dataset '{name}' ({type(e).__name__}); offline, download it elsewhere "
+                                f"and pass local files instead: --source=path/to/folder_or_file.jsonl "
+                                f"--text_column={column}") from None
 
 
 def documents(cfg):
@@ -125,7 +131,8 @@ def documents(cfg):
     elif os.path.exists(cfg.source):
         docs = local_documents(cfg.source, cfg.text_column, cfg.file_patterns)
     elif cfg.source.startswith((".", "/", "~")) or cfg.source.count("/") > 1:
-        raise FileNotFoundError(f"source '{cfg.source}' does not exist; pass an existing file or folder, 'stdlib', or a hub dataset name.")
+        raise FileNotFoundError(f"source '{cfg.source}' does not exist; pass an existing file or folder, 'stdlib', "
+                                f"or a hub dataset name.")
     else:
         docs = hub_documents(cfg.source, cfg.text_column, cfg.hf_config, cfg.hf_split)
     for i, (name, text) in enumerate(docs):
@@ -163,19 +170,21 @@ def load_data_meta(data_dir):
     """meta.json of a prepared data directory, with a clear error if it was never prepared."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no prepared data in '{data_dir}' (missing meta.json); run `python prepare_data.py --out_dir={data_dir}` first.")
+        raise FileNotFoundError(f"no prepared data in '{data_dir}' (missing meta.json); "
+                                f"run `python prepare_data.py --out_dir={data_dir}` first.")
     return load_json(path)
 
 
 def prepare_tasks(cfg):
     """The tiny code tasks (tasks.py) as train.jsonl / test.jsonl: each record has the question, the
     reference answer (for SFT) and the hidden tests (for GRPO rewards and evaluation)."""
-    from tasks import generate_tasks, write_jsonl
     out_dir = "data/tasks" if cfg.out_dir == "data/stdlib" else cfg.out_dir
     for split, n in (("train", cfg.tasks_train), ("test", cfg.tasks_test)):
         path = os.path.join(out_dir, f"{split}.jsonl")
-        generator = hashlib.sha1(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks.py"), "rb").read()).hexdigest()
-        stamp = json.dumps(dict(split=split, n=n, seed=cfg.tasks_seed, generator=generator[:16]))  # a changed tasks.py regenerates
+        tasks_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks.py")
+        generator = hashlib.sha1(open(tasks_py, "rb").read()).hexdigest()
+        # a changed tasks.py regenerates
+        stamp = json.dumps(dict(split=split, n=n, seed=cfg.tasks_seed, generator=generator[:16]))
         if os.path.isfile(path) and os.path.isfile(path + ".settings") and open(path + ".settings").read() == stamp:
             print(f"{path} is already prepared with these settings; nothing to do.")
             continue
@@ -212,13 +221,15 @@ def prepare_acecode(cfg):
 
     def read_rows():
         if os.path.exists(src):
-            files = sorted(glob.glob(os.path.join(src, "**", "*.parquet"), recursive=True) +
-                           glob.glob(os.path.join(src, "**", "*.jsonl"), recursive=True)) if os.path.isdir(src) else [src]
+            files = [src]
+            if os.path.isdir(src):
+                files = sorted(glob.glob(os.path.join(src, "**", "*.parquet"), recursive=True) +
+                               glob.glob(os.path.join(src, "**", "*.jsonl"), recursive=True))
             if not files:
                 raise FileNotFoundError(f"no .parquet or .jsonl files under '{src}'; pass AceCode-87K's data files.")
             for file in files:
                 if file.endswith(".parquet"):
-                    import pyarrow.parquet as pq
+                    import pyarrow.parquet as pq  # comes with datasets: optional, like it
                     pf = pq.ParquetFile(file)
                     cols = [c for c in pf.schema_arrow.names if c != "context_messages"]
                     for batch in pf.iter_batches(batch_size=256, columns=cols):
@@ -227,15 +238,17 @@ def prepare_acecode(cfg):
                     yield from (r for _, r in load_jsonl(file))
             return
         if src.startswith((".", "/", "~")) or src.count("/") != 1:
-            raise FileNotFoundError(f"acecode_source '{src}' does not exist; pass an existing file or folder, or a hub dataset name.")
+            raise FileNotFoundError(f"acecode_source '{src}' does not exist; pass an existing file or folder, "
+                                    f"or a hub dataset name.")
         if not hub_reachable():
             os.environ["HF_DATASETS_OFFLINE"] = "1"  # fail fast instead of retrying for ~20 s
-        import datasets
+        import datasets  # optional, see hub_documents
         try:
             ds = datasets.load_dataset(src, split="train", streaming=True)
         except (ConnectionError, OSError, datasets.exceptions.DatasetNotFoundError) as e:
-            raise FileNotFoundError(f"cannot reach dataset '{src}' ({type(e).__name__}); offline, download its parquet files "
-                                    "elsewhere and pass --acecode_source=path/to/folder_or_file.parquet") from None
+            raise FileNotFoundError(f"cannot reach dataset '{src}' ({type(e).__name__}); offline, download its "
+                                    "parquet files elsewhere and pass --acecode_source=path/to/folder_or_file.parquet"
+                                    ) from None
         yield from ds
 
     rows, skipped = [], 0
@@ -248,7 +261,8 @@ def prepare_acecode(cfg):
         if cfg.acecode_variants and "you" not in r["question"].lower():
             head = max(r["inferences"], key=lambda inf: inf["pass_rate"])["completion"].split(":\n")[0].strip()
             if head.startswith("def "):
-                variant = f'Please complete the following problem:\n```\ndef {head[4:]}:\n    """\n    {r["question"]}\n    """\n```\n'
+                variant = (f'Please complete the following problem:\n```\ndef {head[4:]}:\n'
+                           f'    """\n    {r["question"]}\n    """\n```\n')
         rows.append((str(r["id"]), r.get("source"), r["question"], list(r["test_cases"]), float(np.mean(accs)),
                      float(np.std(accs)), variant))
     if not rows:
@@ -278,7 +292,6 @@ def prepare_acecode(cfg):
 
 
 def main(argv=None):
-    from tokenizer import Tokenizer
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     print("prepare_data.py config:")
     print_config(cfg)
@@ -304,7 +317,8 @@ def main(argv=None):
         raise ValueError(f"the corpus gave {len(train_docs)} train and {len(val_docs)} val documents; "
                          f"add documents or change --val_fraction.")
     n_chars = sum(map(len, train_docs)) + sum(map(len, val_docs))
-    print(f"read {len(train_docs):,} train + {len(val_docs):,} val documents ({n_chars / 1e6:.1f}M characters) in {time.time() - t0:.1f}s")
+    print(f"read {len(train_docs):,} train + {len(val_docs):,} val documents ({n_chars / 1e6:.1f}M characters) "
+          f"in {time.time() - t0:.1f}s")
 
     tok_dir = os.path.join(cfg.out_dir, "tokenizer")
     os.makedirs(cfg.out_dir, exist_ok=True)
@@ -314,7 +328,7 @@ def main(argv=None):
         tok.save(tok_dir)
         print(f"trained a {tok.vocab_size:,}-token BPE with rustbpe in {time.time() - t1:.1f}s")
     else:
-        from checkpoint import load_tokenizer, write_tokenizer_files
+        from checkpoint import load_tokenizer, write_tokenizer_files  # imports torch: only --tokenizer needs it
         tok, files, added = load_tokenizer(cfg.tokenizer)
         os.makedirs(tok_dir, exist_ok=True)
         write_tokenizer_files(files, tok_dir)

@@ -28,6 +28,9 @@ import torch
 
 from common import seeded
 from configurator import load_jsonl
+from diffusion import training_attention_mask
+from model import padding_position_ids, predictor_rows
+from prepare_data import is_val
 
 KINDS = ("name", "literal", "digit")  # copy-token kinds, in priority order when a token overlaps two spans
 INDUCTION_SPAN = 32  # tokens per random span (rows are 2 x span)
@@ -81,13 +84,14 @@ class Probes:
     def build(cls, tok, path, n=128, val_fraction=0.05, answer_length=None, seed=0):
         """From the held-out (val) records of a tasks jsonl (question, answer, entry_point), as the SFT split
         sees them; answer_length: the canvas (None: 64)."""
-        from prepare_data import is_val
-        from train_pretrain import sft_tensors
+        from train_pretrain import sft_tensors  # here: train_pretrain.py imports this file
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"probe_file '{path}' not found; run `python prepare_data.py --kind=tasks` or set probe_file=''.")
+            raise FileNotFoundError(f"probe_file '{path}' not found; run `python prepare_data.py --kind=tasks` "
+                                    f"or set probe_file=''.")
         records = [r for _, r in load_jsonl(path)]
         if not records or "entry_point" not in records[0]:
-            raise ValueError(f"probe_file '{path}' needs task records with 'question', 'answer' and 'entry_point' fields.")
+            raise ValueError(f"probe_file '{path}' needs task records with 'question', 'answer' "
+                             f"and 'entry_point' fields.")
         records = [r for r in records if is_val(r["question"], val_fraction)][:n] or records[:n]
         canvas = answer_length or 64
         prompts = [len(tok.encode(tok.diffucoder_prompt(r["question"]))) for r in records]
@@ -107,8 +111,6 @@ class Probes:
     @torch.no_grad()
     def run(self, model, objective, device):
         """Accuracies (fractions) by probe name, e.g. {'copy/name': 0.9, 'answer/all': 0.7, 'induction': 0.1}."""
-        from diffusion import training_attention_mask
-        from model import padding_position_ids, predictor_rows
         was_training = model.training
         model.eval()
         hits = {}
@@ -152,7 +154,8 @@ class Probes:
             else:
                 where[:, INDUCTION_SPAN:] = torch.rand(x.size(0), INDUCTION_SPAN, generator=g).to(device) < 0.5
                 inp = torch.where(where, self.mask_token_id, x)
-            score(lambda w: [("induction", torch.ones(int(w.sum()), dtype=torch.bool, device=device))], inp, real, where, x)
+            score(lambda w: [("induction", torch.ones(int(w.sum()), dtype=torch.bool, device=device))],
+                  inp, real, where, x)
         model.train(was_training)
         return {k: h[0] / h[1] for k, h in hits.items() if h[1]}
 

@@ -10,6 +10,8 @@ import re
 import sys
 import time
 
+import torch
+
 from checkpoint import latest_checkpoint, read_meta
 from configurator import config_keys, configure, load_json, run_cli
 
@@ -63,7 +65,6 @@ def machine():
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    import torch
     return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}"
 
 
@@ -78,8 +79,10 @@ def training_section(title, out_dir):
     meta = read_meta(ckpt)
     cfg = meta["config"]
     anneal = f", attention annealed causal -> full over {cfg['anneal_steps']} steps" if cfg.get("anneal_steps") else ""
-    lines = [f"## {title}", "", f"`{ckpt}`: objective {cfg.get('objective', 'diffusion')}{anneal}, {meta['step']} steps, "
-             f"{cfg.get('batch_size')} x {cfg.get('block_size')} tokens per micro-batch, lr {cfg.get('learning_rate')}", ""]
+    lines = [f"## {title}", "",
+             f"`{ckpt}`: objective {cfg.get('objective', 'diffusion')}{anneal}, {meta['step']} steps, "
+             f"{cfg.get('batch_size')} x {cfg.get('block_size')} tokens per micro-batch, "
+             f"lr {cfg.get('learning_rate')}", ""]
     probes = dict((s, p) for s, p in meta.get("probe_history", []))
     cols = [c for c in PROBE_COLUMNS if any(c in p for p in probes.values())]
     lines += ["| step | val loss | " + " | ".join(cols) + " |", "|---:|---:|" + "---:|" * len(cols)]
@@ -87,9 +90,10 @@ def training_section(title, out_dir):
         p = probes.get(step, {})
         lines.append(f"| {step} | {val:.4f} | " + " | ".join(f"{p[c]:.2f}" if c in p else "" for c in cols) + " |")
     if cols:
-        lines += ["", "Probes (probes.py): top-1 accuracy on the answer tokens copied from the question (function name, "
-                  "literal, digit), with only those masked (AR: teacher-forced); answer/all: every answer token with the "
-                  "whole canvas masked; induction: the masked half of a repeated random span."]
+        lines += ["", "Probes (probes.py): top-1 accuracy on the answer tokens copied from the question "
+                  "(function name, literal, digit), with only those masked (AR: teacher-forced); answer/all: "
+                  "every answer token with the whole canvas masked; induction: the masked half of a repeated "
+                  "random span."]
     return lines + [""]
 
 
@@ -99,14 +103,16 @@ def grpo_section(out_dir):
         return ["## coupled-GRPO", "", f"not run ({out_dir} has no checkpoint)", ""]
     meta = read_meta(ckpt)
     c = meta["config"]
-    lines = ["## coupled-GRPO", "", f"`{ckpt}`: {meta['step']} steps from `{c['init_from']}`, {c['prompts_per_step']} prompts x "
-             f"{c['num_generations']} completions of <= {c['max_completion_length']} tokens per step, estimator {c['estimator']}, "
-             f"lr {c['learning_rate']}, beta {c['beta']}", "",
+    lines = ["## coupled-GRPO", "",
+             f"`{ckpt}`: {meta['step']} steps from `{c['init_from']}`, {c['prompts_per_step']} prompts x "
+             f"{c['num_generations']} completions of <= {c['max_completion_length']} tokens per step, "
+             f"estimator {c['estimator']}, lr {c['learning_rate']}, beta {c['beta']}", "",
              f"| step | reward (code x {c['code_weight']} + format x {c['format_weight']}) | code pass rate | solved |",
              "|---:|---:|---:|---:|"]
     lines += [f"| {s} | {r:.3f} | {code:.3f} | {solved:.3f} |" for s, r, code, solved in meta.get("reward_history", [])]
     if meta.get("eval_history"):
-        lines += ["", "held-out pass@1 during training: " + ", ".join(f"step {s}: {v:.3f}" for s, v in meta["eval_history"])]
+        history = ", ".join(f"step {s}: {v:.3f}" for s, v in meta["eval_history"])
+        lines += ["", "held-out pass@1 during training: " + history]
     return lines + [""]
 
 
@@ -131,9 +137,9 @@ def headroom_line(path):
         return []
     s, m = res["settings"], res["metrics"]["tiny"]
     k = f"pass@{res['n_samples']}"
-    return [f"RL headroom of the SFT model: {k} {m[k]:.3f} (pass@1 {m['pass@1']:.3f}) on {res['n_tasks']} train prompts "
-            f"x {res['n_samples']} samples at the rollouts' decoding (temperature {s['temperature']}, top-p {s['top_p']}, "
-            f"{s['steps']} steps)", ""]
+    return [f"RL headroom of the SFT model: {k} {m[k]:.3f} (pass@1 {m['pass@1']:.3f}) on {res['n_tasks']} "
+            f"train prompts x {res['n_samples']} samples at the rollouts' decoding "
+            f"(temperature {s['temperature']}, top-p {s['top_p']}, {s['steps']} steps)", ""]
 
 
 def build(cfg):

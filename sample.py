@@ -61,11 +61,12 @@ import torch
 import torch.nn.functional as F
 
 from checkpoint import load_model, pick_model_dir
-from common import autocast, cut_at_stop, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
-from configurator import as_list, config_keys, configure, print_config, run_cli
+from common import autocast, cut_at_stop, resolve_device, resolve_dtype, seeded, stop_ids
+from configurator import as_list, config_keys, configure, load_jsonl, print_config, run_cli
 from diffusion import training_attention_mask
 from model import padding_position_ids, predictor_rows
 from order import order_ansi, order_html_doc, order_text, token_pieces
+from tasks import generate_tasks
 
 # -----------------------------------------------------------------------------
 # model
@@ -149,7 +150,8 @@ def commit_rule(score, masked, alg, alg_temp, t, s, last, generator=None):
     if alg == "origin":
         p = 1.0 if last else float(1 - s / t)
         return masked & (torch.rand(masked.shape, generator=generator, device=masked.device) < p)
-    k = num_to_commit(masked.sum() / masked.size(0), t, s, last)
+    n_masked = masked.sum() / masked.size(0)  # fp32, the batch mean (as Dream)
+    k = int(n_masked) if last else int(n_masked * (1 - s / t))
     if k == 0:
         return torch.zeros_like(masked)
     if alg_temp > 0:  # k positions drawn without replacement from softmax(score / alg_temp)
@@ -159,17 +161,15 @@ def commit_rule(score, masked, alg, alg_temp, t, s, last, generator=None):
     return torch.zeros_like(masked).scatter_(1, idx, True) & masked  # never touch a committed token
 
 
-def num_to_commit(n_masked, t, s, last):
-    """Dream's rule: int(n_masked * (1 - s/t)), all of them at the last step (n_masked: fp32 tensor)."""
-    return int(n_masked) if last else int(n_masked * (1 - s / t))
-
-
 def commit_schedule(n, steps, eps=1e-3):
-    """Tokens committed at each step for n masked positions, as diffusion_generate computes it (the CLI
-    prints it; tests read it)."""
-    ts, out = torch.linspace(1, eps, steps + 1), []
+    """Tokens committed at each step for n masked positions: diffusion_generate's timesteps and commit_rule
+    on one row (the CLI prints it; tests read it)."""
+    ts, masked, out = torch.linspace(1, eps, steps + 1), torch.ones(1, n, dtype=torch.bool), []
     for i in range(steps):
-        out.append(num_to_commit(torch.tensor(float(n - sum(out))), ts[i], ts[i + 1], i == steps - 1))
+        score = torch.zeros(1, n).masked_fill(~masked, -math.inf)  # (1, n)
+        commit = commit_rule(score, masked, "maskgit_plus", 0.0, ts[i], ts[i + 1], i == steps - 1)
+        out.append(int(commit.sum()))
+        masked &= ~commit
     return out
 
 
@@ -340,6 +340,18 @@ def ar_generate(model, input_ids, attention_mask=None, *, max_new_tokens, temper
 
 # -----------------------------------------------------------------------------
 # the CLI
+
+def read_prompts(path, n):
+    """n prompts: a .jsonl's "question" (or "prompt") fields, a text file's lines (a literal \\n is a newline),
+    or, with no path, the tiny held-out tasks."""
+    if not path:
+        return [t.question for t in generate_tasks("test", n, seed=0)]
+    if path.endswith(".jsonl"):
+        return [(r.get("question") or r["prompt"]) for _, r in load_jsonl(path)][:n]
+    with open(path) as f:
+        prompts = [line.rstrip("\n").replace("\\n", "\n") for line in f if line.strip()]
+    return prompts[:n]
+
 
 def open_model(out_dir, cfg, dev):
     """The model of out_dir, its tokenizer and the prompt encoder (the chat template for SFT and GRPO

@@ -37,11 +37,13 @@ import os
 import unicodedata
 
 import numpy as np
+import rustbpe
 import tiktoken
 
 from configurator import load_json
 
-QWEN2_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN2_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+                 r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 DEFAULT_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>", "<|dlm_pad|>")
 # the tokens DiffuCoder appended to Qwen2.5's 151,665 ids, in this order (Dream's <|beginoftext|> is never used)
@@ -183,8 +185,6 @@ class Tokenizer:
     @classmethod
     def train(cls, text_iterator, vocab_size, special_tokens=DEFAULT_SPECIALS):
         """Train a byte-level BPE with rustbpe: vocab_size ids in all, special tokens after the regular ones."""
-        import rustbpe
-
         if vocab_size - len(special_tokens) < 256:
             raise ValueError(f"vocab_size {vocab_size} is too small for 256 bytes + {len(special_tokens)} specials")
         bpe = rustbpe.Tokenizer()

@@ -7,20 +7,11 @@ coupled-GRPO (DiffuCoder, arXiv 2506.20639, section 5) and its baselines, as pla
     torchrun --nproc_per_node=2 train_grpo.py config/grpo_tiny.py --device=cpu
     torchrun --nproc_per_node=8 train_grpo.py config/grpo_7b.py           # DiffuCoder-7B-Instruct, FSDP2
 
-A diffusion LM has no cheap exact sequence log-likelihood, so GRPO needs a per-token log-prob proxy.
-`per_token_logps` computes it from forward passes on masked copies of each completion:
-- coupled (the paper): lambda pairs of complementary masks (tokens with u < t masked in one pass,
-  the others in the other, t ~ U[t_min, t_max] per pair) plus one pass with the whole completion
-  masked; token k's estimate is (lp_full_k + sum over pairs of lp_k / t or lp_k / (1 - t), from the
-  pass in which k is masked) / (lambda + 1). Every token is scored in every pair, exactly once.
-- decoupled: the same passes, but the two masks of a pair are drawn independently (masked with
-  probability t and 1 - t), so a token can be scored twice or not at all in a pair.
-- full_mask: one pass, the whole completion masked.
-- d1: full_mask plus each prompt token masked with probability p_mask_prompt (d1's estimator).
-All passes of a micro-batch go through the model as one batch, with the rollout's attention mask and
-position ids, and only the rows that are needed reach the LM head.
+The token log-probs that the ratio and the KL need come from estimators.py's `per_token_logps`: the
+paper's coupled estimator (lambda pairs of complementary masks plus one fully masked pass, so every
+completion token is scored exactly once per pair), or the decoupled, full_mask and d1 baselines.
 
-How this relates to the paper and the official code:
+How this relates to the paper and the official code (an open-r1/TRL fork); the README links this list:
 1. Advantages: group-mean baseline (paper) by default, leave-one-out (official code) as an option,
    no std scaling unless asked.
 2. Masks come from torch.Generators seeded per (seed, step, iteration, sequence): old, reference and
@@ -29,24 +20,25 @@ How this relates to the paper and the official code:
    split over micro-batches or ranks, and no global RNG is ever reseeded (the official code reseeds
    everything inside the loss). t is drawn per pair and per sequence (the official code draws one t
    per batch).
-3. Old log-probs are computed once per rollout, before the first update, for the masks of every
-   iteration; for iteration 1 they equal the current log-probs (ratio exactly 1), so that pass is
-   skipped.
+3. Old log-probs are computed once per rollout, before the first update; for iteration 1 they equal
+   the current log-probs (ratio exactly 1), so that pass is skipped.
 4. The log-prob passes get the rollout's attention mask and position ids (the official code drops
    them), and log-probs are taken at temperature 1 (as the official code).
 5. Rollouts are decoded one prompt group (G completions) per generate call, with a
    generator seeded per (seed, step, prompt): a run is the same on 1 or N ranks.
 6. The loss is normalised by the number of completion tokens of the whole optimizer step across
-   ranks, so gradient accumulation and DDP/FSDP2 give exactly the one-big-batch update.
+   ranks, so gradient accumulation and DDP/FSDP2 give exactly the one-big-batch update (tested).
 7. Reference model: synced every ref_sync_steps as ref <- alpha * policy + (1 - alpha) * ref
    (TRL's mixup, alpha 0.6 as the official run); beta = 0 drops the reference model entirely.
-8. One "step" is one rollout round followed by mu optimizer updates on it; the learning-rate
-   schedule runs over steps.
+8. One "step" is one rollout round followed by mu optimizer updates; the lr schedule runs over steps.
 9. Completions: tokens up to and including the first stop token (<|im_end|>, <|dlm_pad|> or EOS),
-   exactly the text the reward saw; a completion without one is counted as truncated and all its
-   tokens are trained on (as TRL does). A diffusion model can end an answer with <|dlm_pad|> and no
-   <|im_end|>; counting only <|im_end|> would train the trailing pads of such answers (with their,
-   mostly negative, advantage) although the reward never saw them.
+   exactly the text the reward saw; one without is counted as truncated and all its tokens are
+   trained on (as TRL does). Counting only <|im_end|> would train the trailing <|dlm_pad|> of
+   answers that end with pads, with their (mostly negative) advantage, although the reward never saw them.
+10. Rewards: the official code runs the tests in a cloud sandbox; we run them locally in execution.py's
+    (a fork server; network, PID, IPC and mount namespaces; rlimits; uid 65534 when run as root). Its
+    docstring gives the threat model: guard rails against reward hacking and accidents, not a hardened
+    sandbox.
 """
 
 import math
@@ -62,9 +54,9 @@ from common import (Dist, autocast, build_model, completion_text, epoch_indices,
                     resolve_dtype, seeded, set_grad_sync, stop_ids)
 from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from decoders import check_fast_options, generate
+from estimators import ESTIMATORS, per_token_logps
 from eval import evaluate_tasks
-from execution import score_completions
-from model import predictor_rows
+from rewards import score_completions
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -86,7 +78,8 @@ diffusion_steps = None  # denoising steps (None: max_completion_length, one toke
 temperature = 1.2  # the paper's rollout temperature (the released recipe uses 1.0)
 top_p = 0.95
 alg = "entropy"
-block_length = None  # rollouts with decoders.py's approximations: semi-AR blocks (None: the exact decoder, as the paper)
+# rollouts with decoders.py's approximations (all None: the exact decoder, as the paper)
+block_length = None  # semi-AR blocks
 threshold = None  # also commit every token above this probability (needs a confidence alg)
 cache = None  # 'prefix' | 'dual' KV cache within a block (needs block_length)
 # rewards
@@ -122,7 +115,7 @@ grad_clip = 0.2
 micro_batch_size = 4  # sequences per forward/backward (each with its estimator passes)
 # system
 device = "auto"
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp'
 activation_checkpointing = False
 seed = 1337
@@ -131,81 +124,6 @@ ckpt_interval = 10  # 0: only at the end
 keep_last = 2
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
-
-ESTIMATORS = ("coupled", "decoupled", "full_mask", "d1")
-
-
-def estimator_masks(input_ids, completion_start, estimator, num_pairs=1, t_min=0.2, t_max=0.8, p_mask_prompt=0.0,
-                    prompt_mask=None, generator=None):
-    """The masks of an estimator's forward passes and the coefficient of each pass's log-probs.
-
-    Returns masked (P, B, T) bool (True: replaced by <|mask|> in pass p) and coef (P, B, C) float
-    for the C completion tokens, such that the estimate is sum_p coef[p] * lp[p]; a coefficient is
-    non-zero only where the token is masked. `generator`: one torch.Generator, or a list of B (one
-    per row, so a row's masks do not depend on the rest of the batch)."""
-    B, T = input_ids.shape
-    C = T - completion_start
-    gens = generator if isinstance(generator, (list, tuple)) else [generator] * B
-
-    def rand(*shape):  # (B, *shape) uniforms, row b from gens[b]
-        if isinstance(generator, (list, tuple)):
-            return torch.stack([torch.rand(shape, generator=g) for g in gens])
-        return torch.rand((B, *shape), generator=generator)
-
-    full = torch.ones(B, C, dtype=torch.bool)
-    passes = []  # (masked completion (B, C), coef (B, C), masked prompt (B, completion_start) or None)
-    if estimator in ("coupled", "decoupled"):
-        t = t_min + (t_max - t_min) * rand(num_pairs)  # (B, lambda): one t per pair and sequence
-        for j in range(num_pairs):
-            tj = t[:, j:j + 1]  # (B, 1)
-            m1 = rand(C) < tj
-            m2 = ~m1 if estimator == "coupled" else rand(C) < 1 - tj
-            passes.append((m1, m1 / tj, None))
-            passes.append((m2, m2 / (1 - tj), None))
-        norm = num_pairs + 1
-        passes.append((full, full.float(), None))
-    elif estimator == "full_mask":
-        norm = 1
-        passes.append((full, full.float(), None))
-    elif estimator == "d1":
-        norm = 1
-        prompt = rand(completion_start) < p_mask_prompt
-        if prompt_mask is not None:
-            prompt &= prompt_mask[:, :completion_start].bool().cpu()  # never mask padding
-        prompt[:, 0] = False  # position 0 has no predictor
-        passes.append((full, full.float(), prompt))
-    else:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got '{estimator}'.")
-    masked = torch.zeros(len(passes), B, T, dtype=torch.bool)
-    for p, (mc, _, mp) in enumerate(passes):
-        masked[p, :, completion_start:] = mc
-        if mp is not None:
-            masked[p, :, :completion_start] = mp
-    coef = torch.stack([c for _, c, _ in passes]).float() / norm  # (P, B, C)
-    return masked.to(input_ids.device), coef.to(input_ids.device)
-
-
-def per_token_logps(model, input_ids, attention_mask, completion_start, mask_token_id, *, estimator="coupled",
-                    num_pairs=1, t_min=0.2, t_max=0.8, p_mask_prompt=0.0, generator=None):
-    """The per-token log-probability proxy of the completion tokens: float32 (B, C).
-
-    input_ids (B, T) = left-padded prompt + completion (starting at completion_start); attention_mask
-    (B, T) the rollout's padding mask or None. All passes run as one batch of P * B sequences."""
-    B, T = input_ids.shape
-    masked, coef = estimator_masks(input_ids, completion_start, estimator, num_pairs, t_min, t_max, p_mask_prompt,
-                                   attention_mask, generator)
-    P = masked.size(0)
-    x = torch.where(masked, torch.full_like(input_ids, mask_token_id), input_ids).view(P * B, T)  # (P*B, T)
-    am = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.repeat(P, 1)
-    needed = coef != 0  # (P, B, C): tokens scored in pass p
-    rows = torch.zeros(P * B, T, dtype=torch.bool, device=input_ids.device)
-    rows[:, completion_start:] = needed.view(P * B, -1)
-    logits = model(x, attention_mask=am, output_rows=predictor_rows(rows))  # (N, V), fp32
-    targets = input_ids[:, completion_start:].expand(P, B, -1)[needed]  # (N,)
-    lp = logits.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)  # (N,)
-    lp_all = torch.zeros(coef.shape, dtype=torch.float32, device=input_ids.device).masked_scatter(needed, lp)
-    return (coef * lp_all).sum(0)  # (B, C)
-
 
 def completion_mask(completion_ids, stop_ids):
     """(B, C) ids -> mask (B, C) of the tokens up to and including the first stop token (<|im_end|>,
@@ -296,7 +214,8 @@ def main(argv=None):
     if ckpt is not None:
         meta = load_training_state(ckpt, model, optimizer, {"ref_model": ref} if ref is not None else None)
         if meta["tokenizer_identity"] != tok.identity:
-            raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, not {tok.identity}.")
+            raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, "
+                             f"not {tok.identity}.")
         start_step, history, rewards_log = meta["step"], meta["eval_history"], meta.get("reward_history", [])
         if d.master:
             print(f"resuming from {ckpt} at step {start_step}")
@@ -307,12 +226,13 @@ def main(argv=None):
     n_steps = cfg.diffusion_steps or C
     local_prompts = cfg.prompts_per_step // d.world_size
     if d.master:
+        passes = 2 * cfg.num_pairs + 1 if cfg.estimator in ("coupled", "decoupled") else 1
         print(f"policy {init_dir}: {model.num_params() / 1e6:.1f}M parameters; {len(train_records):,} train prompts, "
-              f"{len(eval_records)} eval prompts; estimator {cfg.estimator} "
-              f"({2 * cfg.num_pairs + 1 if cfg.estimator in ('coupled', 'decoupled') else 1} forward passes per sequence)")
+              f"{len(eval_records)} eval prompts; estimator {cfg.estimator} ({passes} forward passes per sequence)")
         print(f"{cfg.prompts_per_step} prompts x {G} completions = {cfg.prompts_per_step * G} sequences per step, "
-              f"{local_prompts * G} per rank on {d.world_size} rank(s), {math.ceil(local_prompts * G / cfg.micro_batch_size)} "
-              f"micro-batches of {cfg.micro_batch_size} per update, {cfg.num_iterations} updates per step; "
+              f"{local_prompts * G} per rank on {d.world_size} rank(s), "
+              f"{math.ceil(local_prompts * G / cfg.micro_batch_size)} micro-batches of {cfg.micro_batch_size} "
+              f"per update, {cfg.num_iterations} updates per step; "
               f"{C} completion tokens in {n_steps} diffusion steps; {cfg.max_steps} steps = "
               f"{cfg.max_steps * cfg.prompts_per_step / len(train_records):.2f} epochs")
     ctx = autocast(d.device_type, cfg.dtype)
@@ -355,7 +275,8 @@ def main(argv=None):
         pass1 = (stats[0] / stats[1]).item()
         history.append((step, pass1))
         if d.master:
-            print(f"step {step}/{cfg.max_steps} | eval pass@1 {pass1:.3f} on {int(stats[1])} held-out tasks", flush=True)
+            print(f"step {step}/{cfg.max_steps} | eval pass@1 {pass1:.3f} on {int(stats[1])} held-out tasks",
+                  flush=True)
 
     # training loop ---------------------------------------------------------------------------
     if start_step == 0 and eval_records:
@@ -395,8 +316,9 @@ def main(argv=None):
         adv = compute_advantages(rewards, G, cfg.baseline, cfg.scale_std).to(d.device)
         zero_std = (rewards.view(-1, G).std(dim=1) == 0).sum()
         if zero_std == local_prompts:
-            print(f"warning: rank {d.rank}, step {step + 1}: every group has zero reward variance, no policy-gradient signal "
-                  f"(rewards all {rewards[0].item():.2f}); a harder/easier task mix or a higher temperature helps", flush=True)
+            print(f"warning: rank {d.rank}, step {step + 1}: every group has zero reward variance, "
+                  f"no policy-gradient signal (rewards all {rewards[0].item():.2f}); "
+                  f"a harder/easier task mix or a higher temperature helps", flush=True)
 
         # 4. mu policy iterations
         t2 = time.time()
@@ -415,7 +337,8 @@ def main(argv=None):
 
         with torch.no_grad():  # old log-probs (iterations >= 2) and reference log-probs, once per rollout
             old = {(it, k): logps(model, it, sl) for it in range(1, cfg.num_iterations) for k, sl in enumerate(micro)}
-            refs = {(it, k): logps(ref, it, sl) for it in range(cfg.num_iterations) for k, sl in enumerate(micro)} if ref else {}
+            refs = {(it, k): logps(ref, it, sl)
+                    for it in range(cfg.num_iterations) for k, sl in enumerate(micro)} if ref else {}
         sums = {"loss": 0.0, "clip_low": 0.0, "clip_high": 0.0, "kl": 0.0}
         for it in range(cfg.num_iterations):
             for k, sl in enumerate(micro):
@@ -429,7 +352,8 @@ def main(argv=None):
                 for key, v in stats.items():
                     sums[key] += v.item()
             # the gradient norm (before clipping; logged for the last of the mu updates)
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             gnorm = (norm.full_tensor() if hasattr(norm, "full_tensor") else norm).item()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -456,11 +380,14 @@ def main(argv=None):
         if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
             tokens = n * C * n_steps / max(t_rollout, 1e-9)
             print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m['code'] / n:.3f} | "
-                  f"format {m['format'] / n:.3f} | solved {m['solved'] / n:.3f} | zero-std groups {int(m['zero_std'])}/{cfg.prompts_per_step} | "
-                  f"len {m['tokens'] / n:.0f} | trunc {m['truncated'] / n:.2f} | loss {m['loss'] / cfg.num_iterations:+.4f} | "
-                  f"clip {m['clip_low'] / per_update:.3f}/{m['clip_high'] / per_update:.3f} | kl {m['kl'] / per_update:.4f} | "
-                  f"gnorm {gnorm:.3f} | lr {lr:.1e} | "
-                  f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | {tokens / 1e3:.1f}k tok-steps/s", flush=True)
+                  f"format {m['format'] / n:.3f} | solved {m['solved'] / n:.3f} | "
+                  f"zero-std groups {int(m['zero_std'])}/{cfg.prompts_per_step} | "
+                  f"len {m['tokens'] / n:.0f} | trunc {m['truncated'] / n:.2f} | "
+                  f"loss {m['loss'] / cfg.num_iterations:+.4f} | "
+                  f"clip {m['clip_low'] / per_update:.3f}/{m['clip_high'] / per_update:.3f} | "
+                  f"kl {m['kl'] / per_update:.4f} | gnorm {gnorm:.3f} | lr {lr:.1e} | "
+                  f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | "
+                  f"{tokens / 1e3:.1f}k tok-steps/s", flush=True)
         last = done == cfg.max_steps
         if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):
             run_eval(done)
@@ -471,7 +398,8 @@ def main(argv=None):
                             extra_models={"ref_model": ref} if ref is not None else None)
     if d.master:
         if start_step >= cfg.max_steps:
-            print(f"{cfg.out_dir} already holds a checkpoint at step {start_step} >= max_steps={cfg.max_steps}; nothing to do.")
+            print(f"{cfg.out_dir} already holds a checkpoint at step {start_step} >= max_steps={cfg.max_steps}; "
+                  f"nothing to do.")
         else:
             print(f"done in {(time.time() - t_start) / 60:.1f} min; policy saved to {latest_checkpoint(cfg.out_dir)}")
         print("eval pass@1: " + ", ".join(f"{s}: {v:.3f}" for s, v in history))

@@ -47,7 +47,8 @@ from common import (Dist, autocast, build_model, epoch_indices, lr_at, make_opti
 from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
 from model import ModelConfig, padding_position_ids, predictor_rows
-from probes import format_probes
+from prepare_data import is_val, load_data_meta
+from probes import Probes, format_probes
 
 # -----------------------------------------------------------------------------
 # I/O
@@ -88,7 +89,7 @@ beta2 = 0.95
 grad_clip = 1.0  # 0 disables
 # system
 device = "auto"  # 'auto', 'cpu', 'cuda'
-dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where the hardware has it natively, else float32), 'float32', 'bfloat16'
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp' (FSDP2 fully_shard per block)
 activation_checkpointing = False
 compile = False  # torch.compile the model
@@ -109,14 +110,14 @@ class PackedData:
     """Random windows of a flat token file (pre-training)."""
 
     def __init__(self, data_dir, split, block_size):
-        from prepare_data import load_data_meta
         meta = load_data_meta(data_dir)
         path = os.path.join(data_dir, f"{split}.bin")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"missing {path}; run `python prepare_data.py --out_dir={data_dir}` again.")
         self.tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
         if len(self.tokens) <= block_size:
-            raise ValueError(f"{path} has {len(self.tokens)} tokens, fewer than block_size={block_size}; use more data or a smaller block_size.")
+            raise ValueError(f"{path} has {len(self.tokens)} tokens, fewer than block_size={block_size}; "
+                             f"use more data or a smaller block_size.")
         self.block_size = block_size
 
     def batch(self, n, generator):
@@ -144,7 +145,8 @@ class Rows:
 
 def sft_records(path):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) or pass a jsonl of question/answer records.")
+        raise FileNotFoundError(f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) "
+                                f"or pass a jsonl of question/answer records.")
     records = []
     for i, r in load_jsonl(path):
         q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
@@ -218,22 +220,19 @@ def main(argv=None):
     init_dir = ckpt or (resolve_model_dir(cfg.init_from) if cfg.init_from != "scratch" else None)
     tok_dir = init_dir or os.path.join(cfg.data_dir, "tokenizer")
     if init_dir is None and not os.path.isdir(tok_dir):
-        from prepare_data import load_data_meta
         load_data_meta(cfg.data_dir)  # raises the "run prepare_data.py" error
     # the files are read now: tok_dir may be a checkpoint that keep_last removes later
     tok, tok_files, added = load_tokenizer(tok_dir)
     if added and d.master:
         print(f"{tok_dir}'s tokenizer lacks the diffusion tokens; added DiffuCoder's: {added}")
     if cfg.mode == "pretrain":
-        from prepare_data import load_data_meta
         data_identity = load_data_meta(cfg.data_dir)["tokenizer_identity"]
         if data_identity != tok.identity:
-            raise ValueError(f"the data in {cfg.data_dir} was tokenized with tokenizer {data_identity}, but {tok_dir} has "
-                             f"{tok.identity}; re-run prepare_data.py with --tokenizer={tok_dir}.")
+            raise ValueError(f"the data in {cfg.data_dir} was tokenized with tokenizer {data_identity}, "
+                             f"but {tok_dir} has {tok.identity}; re-run prepare_data.py with --tokenizer={tok_dir}.")
         train_data = PackedData(cfg.data_dir, "train", cfg.block_size)
         val_data = PackedData(cfg.data_dir, "val", cfg.block_size)
     else:
-        from prepare_data import is_val
         records = sft_records(cfg.sft_file)
         train_recs = [r for r in records if not is_val(r[0], cfg.sft_val_fraction)]
         val_recs = [r for r in records if is_val(r[0], cfg.sft_val_fraction)] or train_recs[:cfg.batch_size]
@@ -243,19 +242,20 @@ def main(argv=None):
         val_data = SFTData(val_rows, cfg.seed + 1)
         if d.master:
             prompt = (rows.real & ~rows.canvas).sum(1).float().mean()
-            print(f"sft: {len(rows):,} train rows ({dropped} dropped: too long), {len(val_rows):,} val rows; per row on average "
-                  f"{(~rows.real).sum(1).float().mean():.0f} left padding, {prompt:.0f} prompt, "
-                  f"{rows.answer.sum(1).float().mean():.0f} answer + <|im_end|>, {rows.canvas.sum(1).float().mean():.0f} canvas tokens")
+            print(f"sft: {len(rows):,} train rows ({dropped} dropped: too long), {len(val_rows):,} val rows; "
+                  f"per row on average {(~rows.real).sum(1).float().mean():.0f} left padding, {prompt:.0f} prompt, "
+                  f"{rows.answer.sum(1).float().mean():.0f} answer + <|im_end|>, "
+                  f"{rows.canvas.sum(1).float().mean():.0f} canvas tokens")
     probes = None
     if cfg.probe_file:
-        from probes import Probes
         probes = Probes.build(tok, cfg.probe_file, cfg.probe_n, cfg.sft_val_fraction, cfg.answer_length, cfg.seed)
 
     model_config = None
     if init_dir is None:
         model_config = ModelConfig(
-            vocab_size=(tok.vocab_size + 63) // 64 * 64, n_layer=cfg.n_layer, n_head=cfg.n_head, n_kv_head=cfg.n_kv_head,
-            n_embd=cfg.n_embd, intermediate_size=cfg.intermediate_size, max_seq_len=cfg.block_size, rope_theta=cfg.rope_theta,
+            vocab_size=(tok.vocab_size + 63) // 64 * 64, n_layer=cfg.n_layer, n_head=cfg.n_head,
+            n_kv_head=cfg.n_kv_head, n_embd=cfg.n_embd, intermediate_size=cfg.intermediate_size,
+            max_seq_len=cfg.block_size, rope_theta=cfg.rope_theta,
             mask_token_id=tok.mask_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     # with added tokens, a model with fewer embedding rows than the tokenizer has ids grows its embedding and LM head
     model, module = build_model(d, cfg.parallel if d.ddp else "none", cfg.activation_checkpointing,
@@ -268,7 +268,8 @@ def main(argv=None):
             print(f"extending the model's context from {model.config.max_seq_len} to block_size={cfg.block_size}")
         model.config.max_seq_len = cfg.block_size
     if tok.vocab_size > model.config.vocab_size:
-        raise ValueError(f"the tokenizer has {tok.vocab_size} ids but the model only {model.config.vocab_size} rows; they do not belong together.")
+        raise ValueError(f"the tokenizer has {tok.vocab_size} ids but the model only {model.config.vocab_size} rows; "
+                         f"they do not belong together.")
     optimizer = make_optimizer(model, cfg.learning_rate, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     start_step, history, probe_history = 0, [], []
     if ckpt is not None:
@@ -276,7 +277,8 @@ def main(argv=None):
         history = [tuple(h) for h in meta["val_history"]]
         probe_history = [tuple(h) for h in meta.get("probe_history", [])]
         if meta["tokenizer_identity"] != tok.identity:
-            raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, not {tok.identity}.")
+            raise ValueError(f"checkpoint {ckpt} was trained with tokenizer {meta['tokenizer_identity']}, "
+                             f"not {tok.identity}.")
         start_step = meta["step"]
         if d.master:
             print(f"resuming from {ckpt} at step {start_step}")
@@ -292,17 +294,20 @@ def main(argv=None):
     flops_per_step = model.flops_per_token(T) * tokens_per_step
     peak = matmul_flops(d.device, "float32" if cfg.dtype == "float32" else cfg.dtype) * d.world_size
     if d.master:
-        print(f"model: {model.num_params() / 1e6:.2f}M parameters ({model.num_params(exclude_embedding=True) / 1e6:.2f}M without the embedding), "
+        print(f"model: {model.num_params() / 1e6:.2f}M parameters "
+              f"({model.num_params(exclude_embedding=True) / 1e6:.2f}M without the embedding), "
               f"vocab {model.config.vocab_size}, mask id {tok.mask_token_id}")
         anneal = f", attention annealed causal -> full over {cfg.anneal_steps} steps" if cfg.anneal_steps else ""
         print(f"objective {cfg.objective}{anneal}; {cfg.mode} data")
-        print(f"{d.world_size} rank(s) on {d.device} ({cfg.parallel if d.ddp else 'single process'}), {cfg.dtype} autocast; "
+        print(f"{d.world_size} rank(s) on {d.device} ({cfg.parallel if d.ddp else 'single process'}), "
+              f"{cfg.dtype} autocast; "
               f"{global_B} sequences x {T} tokens = {tokens_per_step:,} tokens per step, "
               f"x {cfg.max_steps:,} steps = {tokens_per_step * cfg.max_steps / 1e9:.3g}B tokens; "
               f"{cfg.grad_accum} micro-batch(es) of {cfg.batch_size} per rank per step; "
               f"measured matmul peak {peak / 1e12:.2f} TFLOP/s")
         if cfg.mode == "sft":
-            print(f"{cfg.max_steps} steps = {cfg.max_steps * global_B / len(train_data.data):.1f} epochs over the SFT rows")
+            epochs = cfg.max_steps * global_B / len(train_data.data)
+            print(f"{cfg.max_steps} steps = {epochs:.1f} epochs over the SFT rows")
     mask_id = tok.mask_token_id
 
     def global_batch(data, step, generator, n):
@@ -403,7 +408,8 @@ def main(argv=None):
                 eta = avg * (cfg.max_steps - done)
                 gnorm = f" | gnorm {norm.item():.2f}" if cfg.grad_clip > 0 else ""
                 print(f"step {done}/{cfg.max_steps} | loss {loss_val:.4f} | lr {lr:.2e}{gnorm} | {dt * 1000:.0f} ms | "
-                      f"{tokens_per_step / dt:,.0f} tok/s | mfu {100 * flops_per_step / dt / peak:.0f}% | eta {eta / 60:.1f}m", flush=True)
+                      f"{tokens_per_step / dt:,.0f} tok/s | mfu {100 * flops_per_step / dt / peak:.0f}% | "
+                      f"eta {eta / 60:.1f}m", flush=True)
         last = done == cfg.max_steps
         if last:
             val, probe = evaluate(done)
@@ -420,7 +426,8 @@ def main(argv=None):
     if d.master:
         ckpt = latest_checkpoint(cfg.out_dir)
         if start_step >= cfg.max_steps:
-            print(f"{cfg.out_dir} already holds a checkpoint at step {start_step} >= max_steps={cfg.max_steps}; nothing to do.")
+            print(f"{cfg.out_dir} already holds a checkpoint at step {start_step} >= max_steps={cfg.max_steps}; "
+                  f"nothing to do.")
         else:
             print(f"done in {(time.time() - t_start) / 60:.1f} min; model saved to {ckpt}")
         if ckpt:

@@ -5,7 +5,7 @@ Variance of the sequence log-likelihood estimate across mask draws, per GRPO est
     python -m bench.estimators --out_dir=out/grpo_tiny --n=128 --draws=32
 
 For a fixed set of completions (the reference answers of held-out tiny tasks, after the chat prompt),
-each estimator of train_grpo.per_token_logps is evaluated `draws` times with fresh masks; the sequence
+each estimator of estimators.per_token_logps is evaluated `draws` times with fresh masks; the sequence
 estimate is the sum of its per-token values over the completion (answer + <|im_end|>). We report, per
 estimator, the mean over sequences of the variance across draws, and the mean estimate. Estimators
 are compared at equal forward passes: coupled and decoupled (lambda = 1) use 3 passes per draw, so the
@@ -20,8 +20,9 @@ import torch
 from checkpoint import load_model
 from common import autocast, left_pad, resolve_device, resolve_dtype, seeded, stop_ids
 from configurator import config_keys, configure, print_config, run_cli
+from estimators import per_token_logps
 from tasks import read_jsonl
-from train_grpo import completion_mask, per_token_logps
+from train_grpo import completion_mask
 
 out_dir = "out/sft_tiny"  # model: a training out_dir or an HF directory
 tasks_file = "data/tasks/test.jsonl"

@@ -20,7 +20,7 @@ Workloads (each does one warm-up run, then `repeats` timed runs; the fastest is 
   differ, the check is repeated in fp32 and both verdicts are shown).
 - train: one train_pretrain.py step (masking, forward with bf16 autocast, 1/t-weighted loss, backward,
   grad clip, fused AdamW) on random tokens, for the pre-training and the SFT row shapes.
-- grpo: one coupled-GRPO update (train_grpo.per_token_logps with the coupled estimator: 3 passes in
+- grpo: one coupled-GRPO update (estimators.per_token_logps with the coupled estimator: 3 passes in
   one batch, PPO-clip + KL loss, backward, grad clip, AdamW) over `grpo_sequences` left-padded sequences
   in micro-batches, in sequences/s.
 
@@ -52,9 +52,10 @@ from common import autocast, make_optimizer, matmul_flops, resolve_device, resol
 from configurator import config_keys, configure, print_config, run_cli
 from decoders import fast_generate, generate
 from diffusion import apply_mask, diffusion_loss, sample_noise
+from estimators import per_token_logps
 from model import ModelConfig, Transformer, predictor_rows
 from sample import diffusion_generate
-from train_grpo import grpo_loss, per_token_logps
+from train_grpo import grpo_loss
 
 # -----------------------------------------------------------------------------
 # what to run

@@ -1,7 +1,8 @@
 # The paper's stage-1 adaptation: Qwen2.5-Coder-7B -> masked diffusion, attention
 # annealed from causal to full over 10k steps, on a large code corpus.
 #   huggingface-cli download Qwen/Qwen2.5-Coder-7B --local-dir models/Qwen2.5-Coder-7B
-#   python prepare_data.py --source=<code corpus> --text_column=content --tokenizer=models/Qwen2.5-Coder-7B --out_dir=data/code
+#   python prepare_data.py --source=<code corpus> --text_column=content --tokenizer=models/Qwen2.5-Coder-7B \
+#       --out_dir=data/code
 #   torchrun --nproc_per_node=8 train_pretrain.py config/pretrain_7b.py      (x 10 nodes in the paper)
 # Qwen2.5-Coder's tokenizer has no <|mask|>: prepare_data.py and train_pretrain.py add DiffuCoder's (id 151666).
 import math

@@ -45,17 +45,23 @@ ROWS = {
 def table():
     rows = []
     for rid, (question, rates) in ROWS.items():
-        best = {"C": "def mul(a, b):\n    return a * b\n", "K": "class Solution:\n    pass\n"}.get(rid, f"def {rid.lower()}():\n    pass\n")
+        best = {"C": "def mul(a, b):\n    return a * b\n",
+                "K": "class Solution:\n    pass\n"}.get(rid, f"def {rid.lower()}():\n    pass\n")
+        models = [("qwen_coder_2.5", 0), ("qwen_coder_2.5", 1), ("llama3_instruct", 0), ("llama3_instruct", 1)]
         infs = [dict(model_name=m, completion_id=j, completion=best, pass_rate=float(p))
-                for (m, j), p in zip([("qwen_coder_2.5", 0), ("qwen_coder_2.5", 1), ("llama3_instruct", 0), ("llama3_instruct", 1)], rates)]
-        infs.append(dict(model_name="deepseek_coder", completion_id=0, completion="def other():\n    pass\n", pass_rate=1.0 if rid == "B" else 0.0))
-        rows.append(dict(id=rid, source="oss", question=question, test_cases=[f"assert {rid.lower()}(1) == 1", "assert True"],
+                for (m, j), p in zip(models, rates)]
+        infs.append(dict(model_name="deepseek_coder", completion_id=0, completion="def other():\n    pass\n",
+                         pass_rate=1.0 if rid == "B" else 0.0))
+        rows.append(dict(id=rid, source="oss", question=question,
+                         test_cases=[f"assert {rid.lower()}(1) == 1", "assert True"],
                          inferences=infs, context_messages=[dict(role="user", content=question)]))
     # a question with only other models' inferences, and one without tests: both skipped
     rows.append(dict(id="Z", source="evol", question="Write z.", test_cases=["assert z() == 0"],
-                     inferences=[dict(model_name="deepseek_coder", completion_id=0, completion="", pass_rate=0.0)], context_messages=[]))
+                     inferences=[dict(model_name="deepseek_coder", completion_id=0, completion="", pass_rate=0.0)],
+                     context_messages=[]))
     rows.append(dict(id="Y", source="evol", question="Write y.", test_cases=[],
-                     inferences=[dict(model_name="qwen_coder_2.5", completion_id=0, completion="", pass_rate=0.0)], context_messages=[]))
+                     inferences=[dict(model_name="qwen_coder_2.5", completion_id=0, completion="", pass_rate=0.0)],
+                     context_messages=[]))
     return rows
 
 

@@ -98,4 +98,5 @@ def test_clear_errors(monkeypatch):
         bench.main(["--workloads=[decode,sampling]", "--device=cpu"])
     with pytest.raises(ValueError, match="model shape must be one of"):
         bench.main(["--workloads=train", "--train_model=3b", "--device=cpu"])
-    assert bench.parse_workloads("[decode, train]") == bench.parse_workloads("['decode','train']") == ["decode", "train"]
+    assert (bench.parse_workloads("[decode, train]") == bench.parse_workloads("['decode','train']")
+            == ["decode", "train"])

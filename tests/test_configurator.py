@@ -32,7 +32,8 @@ def test_keys_are_the_plain_globals():
 def test_file_then_overrides(tmp_path):
     f = tmp_path / "c.py"
     f.write_text("import math\nmax_steps = 10 * 3  # arithmetic is fine\nout_dir = 'x'\n")
-    cfg = configure(globals(), KEYS, [str(f), "--learning_rate=3", "--init_from='a/b'", "--compile=True", "--out_dir=123"])
+    cfg = configure(globals(), KEYS,
+                    [str(f), "--learning_rate=3", "--init_from='a/b'", "--compile=True", "--out_dir=123"])
     assert cfg.max_steps == 30 and cfg.out_dir == "123" and cfg.compile is True
     assert cfg.learning_rate == 3.0 and isinstance(cfg.learning_rate, float)  # int promotes to float
     assert cfg.init_from == "a/b"  # None defaults take any value
@@ -41,7 +42,8 @@ def test_file_then_overrides(tmp_path):
 
 
 def test_unknown_keys_suggest_the_nearest(tmp_path):
-    with pytest.raises(ConfigError, match="unknown config key 'learning_rat' on the command line; did you mean 'learning_rate'"):
+    with pytest.raises(ConfigError,
+                       match="unknown config key 'learning_rat' on the command line; did you mean 'learning_rate'"):
         configure(globals(), KEYS, ["--learning_rat=1"])
     f = tmp_path / "c.py"
     f.write_text("max_step = 3\n")
@@ -67,7 +69,8 @@ def test_config_found_from_any_working_directory(tmp_path):
     cmd = [sys.executable, os.path.join(REPO, "train_pretrain.py"), "config/pretrain_tiny.py", "--max_step=5"]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == ["error: unknown config key 'max_step' on the command line; did you mean 'max_steps'?"]
+    assert r.stderr.strip().splitlines() == [
+        "error: unknown config key 'max_step' on the command line; did you mean 'max_steps'?"]
 
 
 @pytest.mark.parametrize("world_size, steps", [("8", 991_822), ("80", 99_183), (None, 7_934_571)])

@@ -10,7 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from diffusion import annealed_attention_mask, apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
+from diffusion import (annealed_attention_mask, apply_mask, ar_loss, diffusion_loss, sample_noise,
+                       training_attention_mask)
 from model import ModelConfig, Transformer, padding_position_ids, predictor_rows
 
 MASK = 99

@@ -30,7 +30,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """A tiny random model (peaked, like test_sample.py's) and a tokenizer trained on tiny-task text, saved together like a checkpoint."""
+    """A tiny random model (peaked, like test_sample.py's) and a tokenizer trained on tiny-task text, saved together
+    like a checkpoint."""
     texts = [t.question + "\n" + t.answer for t in generate_tasks("train", 60, seed=0)]
     tok = Tokenizer.train(iter(texts), vocab_size=300)
     d = tmp_path_factory.mktemp("model")
@@ -173,16 +174,19 @@ def test_humaneval_through_our_sandbox(saved, tmp_path, monkeypatch):
     rdir = tmp_path / "he"
     write_samples(str(rdir / "samples.jsonl"), records)
     monkeypatch.setattr(ev, "generate_completions", no_generation)
-    out = run_main(["--benchmark=humaneval", f"--out_dir={saved[0]}", f"--results_dir={rdir}", "--limit=4", "--n_samples=2"])
+    out = run_main(["--benchmark=humaneval", f"--out_dir={saved[0]}", f"--results_dir={rdir}", "--limit=4",
+                    "--n_samples=2"])
     assert [t["correct"] for t in out["per_task"]] == [2, 1, 2, 1]  # canonical: pass, wrong variant: fail
     assert out["metrics"]["humaneval"]["pass@1"] == pytest.approx(0.75)
     assert json.loads((rdir / "results.json").read_text())["metrics"] == out["metrics"]
 
 
 HE_PLUS = [  # HumanEval+ format (evalplus checks these fields); inputs are argument lists
-    dict(task_id="HumanEval/0", prompt='def add(a, b):\n    """Return a + b."""\n', canonical_solution="    return a + b\n",
+    dict(task_id="HumanEval/0", prompt='def add(a, b):\n    """Return a + b."""\n',
+         canonical_solution="    return a + b\n",
          entry_point="add", base_input=[[1, 2], [3, 4]], plus_input=[[1000, 1], [-5, 5]], atol=0, contract="", test=""),
-    dict(task_id="HumanEval/1", prompt='def halve(x):\n    """Return x / 2."""\n', canonical_solution="    return x / 2\n",
+    dict(task_id="HumanEval/1", prompt='def halve(x):\n    """Return x / 2."""\n',
+         canonical_solution="    return x / 2\n",
          entry_point="halve", base_input=[[1.0], [3.0]], plus_input=[[1e-9], [7.0]], atol=0, contract="", test=""),
     dict(task_id="HumanEval/2", prompt='def neg(x):\n    """Return -x."""\n', canonical_solution="    return -x\n",
          entry_point="neg", base_input=[[1]], plus_input=[[2]], atol=0, contract="", test=""),
@@ -201,8 +205,9 @@ def test_evalplus_base_and_plus_as_evalplus_scores_them(saved, tmp_path):
     ])
     env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": str(data), "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "HF_DATASETS_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "eval.py", "--benchmark=humaneval_plus", f"--out_dir={saved[0]}", f"--results_dir={rdir}",
-                        "--max_new_tokens=8", "--batch_size=2", "--device=cpu", "--dtype=float32", "--workers=1"],
+    r = subprocess.run([sys.executable, "eval.py", "--benchmark=humaneval_plus", f"--out_dir={saved[0]}",
+                        f"--results_dir={rdir}", "--max_new_tokens=8", "--batch_size=2", "--device=cpu",
+                        "--dtype=float32", "--workers=1"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "2 already in" in r.stdout and "1 to generate" in r.stdout
@@ -269,7 +274,8 @@ def test_resume_after_a_crash_generates_each_sample_once(saved, tmp_path, monkey
     assert len(pairs) == len(set(pairs)) == 10 and pairs[:4] == first
     assert set(pairs) == {(t.task_id, s) for t in tasks for s in range(2)}
     m = out["metrics"]["tiny"]
-    assert m["pass@1"] == pytest.approx(0.8) and m["format_rate"] == 1.0 and m["mean_test_pass_fraction"] == pytest.approx(0.8)
+    assert m["pass@1"] == pytest.approx(0.8) and m["format_rate"] == 1.0
+    assert m["mean_test_pass_fraction"] == pytest.approx(0.8)
     calls.clear()
     assert run_main(args)["metrics"] == out["metrics"] and not calls  # finished: rescored, nothing generated
     with pytest.raises(ValueError, match="other settings"):
@@ -294,11 +300,13 @@ def test_evaluate_tasks_end_to_end(saved):
     alone = [ev.generate_completions(model, tok, [p], max_new_tokens=8, dtype="float32")[0] for p in prompts]
     assert batched == alone
     kw = dict(max_new_tokens=8, temperature=1.0, batch_size=3, dtype="float32")
-    assert ev.generate_completions(model, tok, prompts, seed=1, **kw) == ev.generate_completions(model, tok, prompts, seed=1, **kw)
+    first = ev.generate_completions(model, tok, prompts, seed=1, **kw)
+    assert ev.generate_completions(model, tok, prompts, seed=1, **kw) == first
 
 
 def test_evaluate_tasks_scores_like_the_reward(saved, monkeypatch):
-    tasks = [generate_tasks("test", 2, seed=0)[0], dict(task_id="rec/1", question="Write g.", tests=["assert g(1) == 2"])]
+    tasks = [generate_tasks("test", 2, seed=0)[0],
+             dict(task_id="rec/1", question="Write g.", tests=["assert g(1) == 2"])]
 
     def fake(model, tok, prompts, **kw):  # task 0: samples 0 and 1 right; task 1: prose only, then a wrong g
         out = []

@@ -1,5 +1,5 @@
 """Tests for execution.py: adversarial programs are contained and scored right (through the fork server, the
-default, and against a fresh interpreter per program), the filesystem view, packages, the rewards, HumanEval.
+default, and against a fresh interpreter per program), the filesystem view, packages, HumanEval.
 
 Run: .venv/bin/python -m pytest tests/test_execution.py -q   (about 35 s on 2 busy cores; as root the
 network/PID/mount-namespace and privilege-drop checks are hard requirements, see test_isolation_is_active)
@@ -19,8 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import execution  # noqa: E402
-from execution import (ExecResult, extract_code, format_reward, run_tests, run_tests_batch,  # noqa: E402
-                       score_completions)
+from execution import ExecResult, run_tests, run_tests_batch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = "def f(x):\n    return x + 1\n"
@@ -454,7 +453,7 @@ def found():
 
 
 def test_hidden_directories_look_empty_and_the_interpreter_still_works():
-    program = f"""
+    program = """
 import os, subprocess, sys, decimal, sqlite3  # lib-dynload modules load from the directories bound back
 def listing(path):
     return sorted(os.listdir(path))
@@ -569,51 +568,6 @@ def test_programs_import_site_packages_only_when_asked():
     with pytest.raises(ValueError, match="does not exist"):
         run_tests(program, TESTS, packages=["/nonexistent/site-packages"])
     assert execution.package_dirs(True) and all(Path(d).is_dir() for d in execution.package_dirs(True))
-
-
-# ---------------------------------------------------------------- rewards
-
-FORMAT_TABLE = [
-    ("```python\ndef f():\n    return 1\n```\n", 1.0),             # the canonical shape
-    ("```python\ndef f():\n    return 1\n```", 1.0),               # no final newline: accepted (official: 0)
-    ("Here is the code:\n```python\nx = 1\n```\n", 1.0),           # prose before the block
-    ("  ```python\n    x = 1\n```\n", 1.0),                        # code is stripped before ast.parse
-    ("```python\n```\n", 1.0),                                     # empty code parses
-    ("```python\ndef f(:\n    pass\n```\n", 0.5),                  # format holds, syntax error
-    ("```python\nx = '\0'\n```\n", 0.5),                           # NUL byte: ast.parse refuses
-    ("```python\nx = 1\n```\nDone.", 0.0),                         # text after the fence
-    ("```python\nx = 1\n```\n\n", 0.0),                            # more than one newline after
-    ("```python\nx = 1\n```\n```python\ny = 2\n```\n", 0.0),       # two blocks
-    ("See `a` and ```b```.\n```python\nx = 1\n```\n", 0.0),        # ``` in the prose before
-    ("```\nx = 1\n```\n", 0.0),                                    # no language
-    ("```py\nx = 1\n```\n", 0.0),                                  # ```py is not ```python
-    ("```python3\nx = 1\n```\n", 0.0),
-    ("```python x = 1```\n", 0.0),                                 # no newline after the tag
-    ("```python\nx = 1\n", 0.0),                                   # unterminated
-    ("x = 1\n", 0.0),                                              # no fence at all
-    ("", 0.0),
-]
-
-
-@pytest.mark.parametrize("completion,expected", FORMAT_TABLE)
-def test_format_reward_table(completion, expected):
-    assert format_reward(completion) == expected
-
-
-def test_extract_code():
-    assert extract_code("Sure:\n```python\nx = 1\n```\n") == "x = 1\n"
-    assert extract_code("```python\na\n```\ntext\n```python\nb\n```") == "a\n"  # the first block
-    assert extract_code("no code") is None and extract_code("```py\nx\n```") is None
-
-
-def test_code_reward_only_when_format_is_right():
-    good = "Here you go:\n```python\n" + GOOD + "```\n"
-    half = "```python\ndef f(x):\n    return 2\n```\n"
-    completions = [good, half, good + "Hope this helps!", "```python\n" + GOOD + "def (:\n```\n",
-                   "```python\nimport os; os._exit(0)\n```\n"]
-    scored = score_completions(completions, [TESTS] * len(completions))
-    assert scored[:2] == [(1.0, 1.0), (1.0, pytest.approx(1 / 3))]
-    assert scored[2:] == [(0.0, 0.0), (0.5, 0.0), (1.0, 0.0)]  # format 0 and 0.5: not run; os._exit: fails
 
 
 # ---------------------------------------------------------------- HumanEval: equals the reference

@@ -1,5 +1,5 @@
 """
-coupled-GRPO (train_grpo.py): the estimators' masks and formula, the loss, advantages, and the
+coupled-GRPO (train_grpo.py, estimators.py): the estimators' masks and formula, the loss, advantages, and the
 whole loop: gradient accumulation and 2-process torchrun equal to one process, FSDP2, exact resume.
 
 Run: .venv/bin/python -m pytest tests/test_grpo.py      (about two minutes on 2 CPU cores)
@@ -19,7 +19,8 @@ import train_grpo
 import train_pretrain
 from checkpoint import load_pretrained, save_pretrained
 from model import ModelConfig, Transformer
-from train_grpo import compute_advantages, completion_mask, estimator_masks, grpo_loss, per_token_logps
+from estimators import estimator_masks, per_token_logps
+from train_grpo import compute_advantages, completion_mask, grpo_loss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MASK = 7
@@ -41,7 +42,8 @@ def test_coupled_masks_are_complementary(num_pairs):
     assert not masked[:, :, :P].any()  # prompt tokens never masked
     comp = masked[:, :, P:]
     for j in range(num_pairs):
-        assert torch.equal(comp[2 * j] ^ comp[2 * j + 1], torch.ones_like(comp[0]))  # each token masked exactly once per pair
+        # each token masked exactly once per pair
+        assert torch.equal(comp[2 * j] ^ comp[2 * j + 1], torch.ones_like(comp[0]))
     assert comp[-1].all()  # the full-mask pass
     assert torch.equal(coef != 0, comp)  # only masked tokens are scored
     # coefficients: 1/t and 1/(1-t) with t in [0.2, 0.8], full pass 1, all over (lambda + 1)
@@ -56,7 +58,8 @@ def test_other_estimators_masks():
     assert m.shape[0] == 1 and m[0, :, P:].all() and not m[0, :, :P].any() and (c == 1).all()
     prompt_mask = torch.ones_like(ids)
     prompt_mask[:, :2] = 0  # left padding is never masked
-    m, c = estimator_masks(ids, P, "d1", p_mask_prompt=0.5, prompt_mask=prompt_mask, generator=torch.Generator().manual_seed(0))
+    m, c = estimator_masks(ids, P, "d1", p_mask_prompt=0.5, prompt_mask=prompt_mask,
+                           generator=torch.Generator().manual_seed(0))
     assert m[0, :, P:].all() and not m[0, :, :2].any()
     assert 0.3 < m[0, :, 2:P].float().mean() < 0.7
     m, c = estimator_masks(ids, P, "decoupled", generator=torch.Generator().manual_seed(0))
@@ -117,7 +120,8 @@ def test_coupled_estimate_equals_hand_computation():
 
 def test_full_mask_estimate_is_the_plain_log_prob():
     torch.manual_seed(0)
-    model = Transformer(ModelConfig(vocab_size=64, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, intermediate_size=32, max_seq_len=32)).eval()
+    model = Transformer(ModelConfig(vocab_size=64, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, intermediate_size=32,
+                                    max_seq_len=32)).eval()
     ids, P = batch(B=2, C=5)
     with torch.no_grad():
         est = per_token_logps(model, ids, None, P, MASK, estimator="full_mask")
@@ -130,7 +134,8 @@ def test_full_mask_estimate_is_the_plain_log_prob():
 
 def test_padding_does_not_change_the_estimate():
     torch.manual_seed(0)
-    model = Transformer(ModelConfig(vocab_size=64, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, intermediate_size=32, max_seq_len=32)).eval()
+    model = Transformer(ModelConfig(vocab_size=64, n_layer=1, n_head=2, n_kv_head=1, n_embd=16, intermediate_size=32,
+                                    max_seq_len=32)).eval()
     ids, P = batch(B=1, C=5)
     padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1)
     attn = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones_like(ids)], 1)
@@ -164,7 +169,8 @@ def test_clipping_only_outside_the_trust_region():
     for a in (1.0, -1.0):
         old = torch.zeros(1, 5)
         logps = torch.log(ratios).clone().requires_grad_(True)
-        loss, stats = grpo_loss(logps, old, None, torch.tensor([a]), torch.ones(1, 5, dtype=torch.bool), 0.5, 0.5, 0.0, 5)
+        loss, stats = grpo_loss(logps, old, None, torch.tensor([a]), torch.ones(1, 5, dtype=torch.bool),
+                                0.5, 0.5, 0.0, 5)
         (g,) = torch.autograd.grad(loss, logps)
         inside = (ratios > 0.5) & (ratios < 1.5)
         assert (g[inside] != 0).all()
@@ -186,7 +192,8 @@ def test_one_update_moves_probability_toward_the_better_completion():
     adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 6, dtype=torch.bool)
 
     def estimate():
-        return per_token_logps(model, ids, None, P, MASK, generator=[torch.Generator().manual_seed(9 + b) for b in range(2)])
+        return per_token_logps(model, ids, None, P, MASK,
+                               generator=[torch.Generator().manual_seed(9 + b) for b in range(2)])
     before = estimate()
     loss, _ = grpo_loss(before, before.detach(), None, adv, mask, 0.2, 0.2, 0.0, mask.sum())
     loss.backward()
@@ -199,11 +206,12 @@ def test_one_update_moves_probability_toward_the_better_completion():
 
 def test_k3_kl_zero_at_the_reference():
     logps = torch.randn(2, 5, requires_grad=True)
-    loss, stats = grpo_loss(logps, logps.detach(), logps.detach(), torch.zeros(2), torch.ones(2, 5, dtype=torch.bool), 0.5, 0.5, 0.01, 10)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    loss, stats = grpo_loss(logps, logps.detach(), logps.detach(), torch.zeros(2), mask, 0.5, 0.5, 0.01, 10)
     assert stats["kl"] == 0 and loss.item() == 0
     (g,) = torch.autograd.grad(loss, logps)
     assert (g == 0).all()
-    _, stats = grpo_loss(logps, logps.detach(), logps.detach() + 0.3, torch.zeros(2), torch.ones(2, 5, dtype=torch.bool), 0.5, 0.5, 0.01, 10)
+    _, stats = grpo_loss(logps, logps.detach(), logps.detach() + 0.3, torch.zeros(2), mask, 0.5, 0.5, 0.01, 10)
     assert stats["kl"] > 0
 
 
@@ -233,8 +241,9 @@ def test_completion_mask():
 # ---------------------------------------------------------------------------------------------
 # the whole loop on a tiny model that was taught (SFT) to answer in DiffuCoder's format
 
-TINY = ["--prompts_per_step=2", "--num_generations=4", "--max_prompt_length=96", "--max_completion_length=32", "--eval_n=0",
-        "--micro_batch_size=8", "--learning_rate=1e-3", "--dtype=float32", "--temperature=1.0", "--grad_clip=0.0", "--beta=0.05", "--ref_sync_steps=2"]
+TINY = ["--prompts_per_step=2", "--num_generations=4", "--max_prompt_length=96", "--max_completion_length=32",
+        "--eval_n=0", "--micro_batch_size=8", "--learning_rate=1e-3", "--dtype=float32", "--temperature=1.0",
+        "--grad_clip=0.0", "--beta=0.05", "--ref_sync_steps=2"]
 
 
 @pytest.fixture(scope="module")
@@ -313,14 +322,15 @@ def train_grpo_init(policy):
 def torchrun(args, nproc=2):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            os.path.join(REPO, "train_grpo.py"), *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=REPO)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                       cwd=REPO)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r.stdout
 
 
 def grpo_args(policy, out):
-    return [f"--init_from={policy / 'sft'}", f"--train_file={policy / 'tasks.jsonl'}", f"--eval_file={policy / 'tasks.jsonl'}",
-            f"--out_dir={out}", *TINY, "--device=cpu"]
+    return [f"--init_from={policy / 'sft'}", f"--train_file={policy / 'tasks.jsonl'}",
+            f"--eval_file={policy / 'tasks.jsonl'}", f"--out_dir={out}", *TINY, "--device=cpu"]
 
 
 def test_ddp_two_processes_equal_one_process(policy, tmp_path):
@@ -331,7 +341,8 @@ def test_ddp_two_processes_equal_one_process(policy, tmp_path):
 
 
 def test_fsdp2_runs_two_steps(policy, tmp_path):
-    out = torchrun(grpo_args(policy, tmp_path / "fsdp") + ["--max_steps=2", "--parallel=fsdp", "--activation_checkpointing=True"])
+    out = torchrun(grpo_args(policy, tmp_path / "fsdp")
+                   + ["--max_steps=2", "--parallel=fsdp", "--activation_checkpointing=True"])
     assert "step 2/2" in out
     model = load_pretrained(tmp_path / "fsdp" / "ckpt-000002")
     assert model.config.n_layer == 2
@@ -361,7 +372,8 @@ def test_bad_input(policy, tmp_path):
     with pytest.raises(ValueError, match="estimator must be one of"):
         run_grpo(policy, tmp_path / "x", "--estimator=coupld")
     with pytest.raises(FileNotFoundError, match="prepare_data.py --kind=tasks"):
-        train_grpo.main([f"--init_from={policy / 'sft'}", f"--train_file={tmp_path / 'none.jsonl'}", f"--out_dir={tmp_path / 'y'}", *TINY])
+        train_grpo.main([f"--init_from={policy / 'sft'}", f"--train_file={tmp_path / 'none.jsonl'}",
+                         f"--out_dir={tmp_path / 'y'}", *TINY])
     with pytest.raises(ValueError, match="set block_length too"):
         run_grpo(policy, tmp_path / "c", "--cache=dual")
     with pytest.raises(ConfigError, match="did you mean 'num_generations'"):

@@ -19,7 +19,8 @@ from model import (ModelConfig, Transformer, padding_attention_mask, padding_pos
                    shift_logits)
 
 
-CFG = dict(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128, max_seq_len=64, rope_theta=10000.0)
+CFG = dict(vocab_size=96, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, intermediate_size=128, max_seq_len=64,
+           rope_theta=10000.0)
 
 
 def tiny_model(seed=0, **kw):
@@ -33,7 +34,8 @@ def tiny_model(seed=0, **kw):
 
 
 def hf_logits(hf_model, idx, attention_mask=None):
-    """transformers' Qwen2 run bidirectionally: a 4D additive mask that lets every real token attend to every real token."""
+    """transformers' Qwen2 run bidirectionally: a 4D additive mask that lets every real token attend to every real
+    token."""
     B, T = idx.shape
     m = torch.ones(B, T, dtype=torch.long) if attention_mask is None else attention_mask
     allowed = m[:, None, :, None].bool() & m[:, None, None, :].bool()
@@ -222,7 +224,8 @@ def test_kv_cache_rows_equal_the_full_forward(padded):
             assert (rows - full[:, start:end]).abs().max() <= 1e-5
             other = idx.clone()
             other[:, :start] = (other[:, :start] + 1) % 96  # the cached rows, not these tokens, are attended to
-            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache), rows)
+            assert torch.equal(model(other[:, start:end], mask4[:, :, start:end], pos[:, start:end], kv_cache=cache),
+                               rows)
         if not padded:  # without a mask or position ids, the rows take positions start:end
             cache.start, cache.end = 7, 12
             assert (model(idx[:, 7:12], kv_cache=cache) - full[:, 7:12]).abs().max() <= 1e-5

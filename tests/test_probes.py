@@ -30,7 +30,8 @@ def test_copy_spans_and_token_kinds(tok):
     assert text == {"name": ["get_value"], "literal": ["ab", "c"], "digit": ["12"]}
     ids = tok.encode(answer)
     kinds = token_kinds(tok, ids, spans)
-    pieces = {kind: "".join(tok.decode([i]) for i, k in zip(ids, kinds) if k == kind) for kind in ("name", "literal", "digit")}
+    pieces = {kind: "".join(tok.decode([i]) for i, k in zip(ids, kinds) if k == kind)
+              for kind in ("name", "literal", "digit")}
     assert "get_value" in pieces["name"] and "def" not in pieces["name"] and "return" not in pieces["name"]
     assert "ab" in pieces["literal"] and "c" in pieces["literal"] and "12" in pieces["digit"]
     assert all(k is None for i, k in zip(ids, kinds) if tok.decode([i]) in ("```", "python", " return"))

@@ -104,7 +104,8 @@ def reference_generate(model, prompts, n_new, steps, alg, top_p=None, top_k=None
                 step += 1
                 continue
             with torch.no_grad():
-                raw = model(torch.tensor(xs), attention_mask=None if pad.all() else pad)  # (B, T, V): row r predicts token r + 1
+                # (B, T, V): row r predicts token r + 1
+                raw = model(torch.tensor(xs), attention_mask=None if pad.all() else pad)
             t, s, last = ts[i], ts[i + 1], i == per_block - 1
             u = torch.rand((B, n_new), generator=g) if alg == "origin" else None
             n_masked = sum(len(m) for m in masked) / B
@@ -176,7 +177,8 @@ def test_left_padded_batch_matches_reference_loop(model, alg, n_new, steps, top_
         assert hist.steps[b].tolist() == when
 
 
-@pytest.mark.parametrize("alg,alg_temp", [("entropy", 0.0), ("maskgit_plus", 0.5), ("topk_margin", 0.0), ("origin", 0.0)])
+@pytest.mark.parametrize("alg,alg_temp",
+                         [("entropy", 0.0), ("maskgit_plus", 0.5), ("topk_margin", 0.0), ("origin", 0.0)])
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_fast_decoder_without_approximations_is_the_exact_decoder(model, alg, alg_temp, temperature):
     """fast_generate with one block and no cache or threshold = diffusion_generate: same tokens, same history,
@@ -276,7 +278,8 @@ def test_cache_recomputes_only_the_block(model, cache):
     calls = count_forwards(m)
     ids = prompts([5], seed=17)[0][None]
     P, N, block = 5, 12, 4
-    out = generate(m, ids, max_new_tokens=N, steps=6, alg="entropy", block_length=block, cache=cache, mask_token_id=MASK)
+    out = generate(m, ids, max_new_tokens=N, steps=6, alg="entropy", block_length=block, cache=cache,
+                   mask_token_id=MASK)
     assert not (out == MASK).any()
     rows = lambda lo: block + 1 if cache == "dual" else P + N - (P + lo - 1)  # noqa: E731
     assert calls == [x for lo in range(0, N, block) for x in (P + N, rows(lo))]  # 2 steps per block
@@ -335,7 +338,8 @@ def test_seeded_generator_is_deterministic_and_temperature_matters(model, alg, a
     kw = dict(max_new_tokens=16, steps=8, alg=alg, alg_temp=alg_temp, top_p=0.95, mask_token_id=MASK)
 
     def run(temperature, seed):
-        return diffusion_generate(model, ids, temperature=temperature, generator=torch.Generator().manual_seed(seed), **kw)
+        return diffusion_generate(model, ids, temperature=temperature, generator=torch.Generator().manual_seed(seed),
+                                  **kw)
     a, b, c = run(1.0, 7), run(1.0, 7), run(1.0, 8)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
@@ -447,7 +451,8 @@ def test_bad_arguments_give_one_line_errors(model, kw, needle):
 def code_corpus(seed, n=300):
     rng = random.Random(seed)
     word = lambda: "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(2, 8)))  # noqa: E731
-    return [f"def {word()}({word()}, {word()}):\n    return {word()} * {rng.randint(0, 99)} + {word()}\n" for _ in range(n)]
+    return [f"def {word()}({word()}, {word()}):\n    return {word()} * {rng.randint(0, 99)} + {word()}\n"
+            for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
@@ -457,7 +462,8 @@ def saved(tmp_path_factory):
     tok = Tokenizer.train(iter(code_corpus(0)), vocab_size=300)
     d = tmp_path_factory.mktemp("ckpt")
     torch.manual_seed(0)
-    m = Transformer(ModelConfig(**{**CFG, "vocab_size": tok.vocab_size, "mask_token_id": tok.mask_token_id, "max_seq_len": 256}))
+    m = Transformer(ModelConfig(**{**CFG, "vocab_size": tok.vocab_size, "mask_token_id": tok.mask_token_id,
+                                   "max_seq_len": 256}))
     save_pretrained(m, d)
     tok.save(d)
     (d / "meta.json").write_text(json.dumps({"tokenizer_identity": tok.identity, "config": {"mode": "pretrain"}}))
@@ -519,10 +525,25 @@ def test_cli_samples_and_draws_the_order(saved, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "sample 2/2" in out and "\x1b[1;38;2;" in out and "tok/s" in out
     assert html_file.read_text().count("<pre>") == 2
-    main([f"--out_dir={d}", "--prompt=def f(x):", "--max_new_tokens=12", "--block_length=4", "--cache=dual", "--threshold=0.5",
-          "--device=cpu", "--dtype=float32"])
+    main([f"--out_dir={d}", "--prompt=def f(x):", "--max_new_tokens=12", "--block_length=4", "--cache=dual",
+          "--threshold=0.5", "--device=cpu", "--dtype=float32"])
     out = capsys.readouterr().out
     assert "in at most 12 steps" in out and "dual KV cache over blocks of 4" in out and "probability > 0.5" in out
+
+
+def test_cli_reads_a_prompt_from_a_jsonl_file(saved, tmp_path, monkeypatch):
+    """run.sh's `samples` stage: --prompt_file=<tasks .jsonl> --prompt_index=i decodes the question of record i."""
+    d, tok = saved
+    f = tmp_path / "tasks.jsonl"
+    f.write_text("".join(json.dumps({"question": q, "tests": []}) + "\n" for q in ["def f(x):", "def g(y, z):"]))
+    import decoders
+    seen, real = [], decoders.generate  # the prompt ids the CLI decodes
+    monkeypatch.setattr(decoders, "generate", lambda model, ids, *a, **k: seen.append(ids) or real(model, ids, *a, **k))
+    main([f"--out_dir={d}", f"--prompt_file={f}", "--prompt_index=1", "--max_new_tokens=8", "--device=cpu",
+          "--dtype=float32"])
+    assert seen and tok.decode(seen[0][0].tolist()).endswith("def g(y, z):")
+    with pytest.raises(ValueError, match="has 2 prompts"):
+        main([f"--out_dir={d}", f"--prompt_file={f}", "--prompt_index=5", "--device=cpu"])
 
 
 def test_cli_rejects_bad_fast_options_before_loading_a_model(tmp_path):
@@ -544,7 +565,8 @@ def test_cli_analyze_prints_the_ar_ness_table(saved, tmp_path, capsys):
     assert len(rows) == 4  # one AR-ness row and one entropy-sink row per temperature
 
 
-@pytest.mark.parametrize("run,chat", [({"mode": "pretrain"}, "off"), ({"mode": "sft"}, "on"), ({"estimator": "coupled"}, "on")])
+@pytest.mark.parametrize("run,chat",
+                         [({"mode": "pretrain"}, "off"), ({"mode": "sft"}, "on"), ({"estimator": "coupled"}, "on")])
 def test_sft_and_grpo_checkpoints_get_the_chat_template(saved, tmp_path, capsys, run, chat):
     import shutil
     d, tok = saved

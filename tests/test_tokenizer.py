@@ -16,7 +16,8 @@ from tokenizer import (DEFAULT_SPECIALS, DIFFUSION_TOKENS, Tokenizer, add_tokens
                        apply_chat_template, diffucoder_prompt)
 
 # Qwen2's pre-tokenizer regex, written out here so the test also checks tokenizer.py's copy
-QWEN2_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN2_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+               r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""")
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>", "<|dlm_pad|>"]
 # Qwen2.5's special tokens, ids 151643..151664 after its 151,643 regular tokens: no diffusion tokens
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",

@@ -31,7 +31,8 @@ def make_corpus(folder, n_docs=60):
     for i in range(n_docs):
         body = "\n".join(f"    total += x{j} * {i + j}  # step {j}" for j in range(i % 7 + 3))
         with open(os.path.join(folder, f"mod_{i}.py"), "w") as f:
-            f.write(f"def func_{i}(x, y=None):\n    \"\"\"Doc {i}: ünïcode ✓.\"\"\"\n    total = 0\n{body}\n    return total\n")
+            f.write(f"def func_{i}(x, y=None):\n    \"\"\"Doc {i}: ünïcode ✓.\"\"\"\n"
+                    f"    total = 0\n{body}\n    return total\n")
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +132,8 @@ def test_ddp_two_processes_equal_one_process(data_dir, tmp_path):
 
 
 def test_fsdp2_runs_and_its_checkpoint_loads_single_process(data_dir, tmp_path):
-    out = torchrun([f"--data_dir={data_dir}", f"--out_dir={tmp_path / 'fsdp'}", *TINY, "--max_steps=2", "--batch_size=2",
-                    "--device=cpu", "--parallel=fsdp", "--activation_checkpointing=True"])
+    out = torchrun([f"--data_dir={data_dir}", f"--out_dir={tmp_path / 'fsdp'}", *TINY, "--max_steps=2",
+                    "--batch_size=2", "--device=cpu", "--parallel=fsdp", "--activation_checkpointing=True"])
     assert "(fsdp)" in out and "step 2/2" in out
     # a single process resumes from the FSDP2 checkpoint (weights and optimizer state) and goes on
     train(data_dir, tmp_path / "fsdp", "--max_steps=3", "--batch_size=4")
@@ -145,11 +146,13 @@ def test_sft_mode_keeps_prompt_clean(data_dir, tmp_path):
     records = [(f"Write f{i}.", f"```python\ndef f{i}(x):\n    return x + {i}\n```\n") for i in range(40)]
     rows, dropped = train_pretrain.sft_tensors(records + [("long " * 200, "x")], tok, 128)
     assert dropped == 1 and rows.x.shape == (40, 128)
-    prompt = tok.encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWrite f3.\n<|im_end|>\n<|im_start|>assistant\n")
+    prompt = tok.encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                        "<|im_start|>user\nWrite f3.\n<|im_end|>\n<|im_start|>assistant\n")
     answer = tok.encode(records[3][1]) + [tok.im_end_id]
     assert rows.x[3].tolist() == prompt + answer + [tok.dlm_pad_token_id] * (128 - len(prompt) - len(answer))
     assert not rows.canvas[3, :len(prompt)].any() and rows.canvas[3, len(prompt):].all() and rows.real.all()
-    assert rows.answer[3].tolist() == [False] * len(prompt) + [True] * len(answer) + [False] * (128 - len(prompt) - len(answer))
+    assert rows.answer[3].tolist() == ([False] * len(prompt) + [True] * len(answer)
+                                       + [False] * (128 - len(prompt) - len(answer)))
     # an SFT run on top of a pre-trained checkpoint
     train(data_dir, tmp_path / "pre", "--max_steps=2")
     sft_file = tmp_path / "sft.jsonl"
@@ -164,7 +167,8 @@ def test_sft_rows_with_an_answer_canvas_are_left_padded(data_dir):
     prompt sits right before it, after left padding that no token attends to."""
     from tokenizer import Tokenizer
     tok = Tokenizer.from_pretrained(os.path.join(data_dir, "tokenizer"))
-    records = [("Write f.", "```python\nreturn 1\n```\n"), ("Write a longer function g, please.", "```python\nreturn 22\n```\n"),
+    records = [("Write f.", "```python\nreturn 1\n```\n"),
+               ("Write a longer function g, please.", "```python\nreturn 22\n```\n"),
                ("Too long an answer.", "x " * 40)]
     T, n = 160, 40
     rows, dropped = train_pretrain.sft_tensors(records, tok, T, answer_length=n)
@@ -173,7 +177,8 @@ def test_sft_rows_with_an_answer_canvas_are_left_padded(data_dir):
         prompt, answer = tok.encode(tok.diffucoder_prompt(q)), tok.encode(a) + [tok.im_end_id]
         pad = T - n - len(prompt)
         assert pad > 0 and len(answer) < n
-        assert rows.x[b].tolist() == [tok.pad_token_id] * pad + prompt + answer + [tok.dlm_pad_token_id] * (n - len(answer))
+        assert rows.x[b].tolist() == ([tok.pad_token_id] * pad + prompt + answer
+                                      + [tok.dlm_pad_token_id] * (n - len(answer)))
         assert rows.real[b].tolist() == [False] * pad + [True] * (T - pad)
         assert rows.canvas[b].tolist() == [False] * (T - n) + [True] * n
         assert rows.answer[b].tolist() == [False] * (T - n) + [True] * len(answer) + [False] * (n - len(answer))
@@ -261,7 +266,8 @@ def test_bad_input_gives_one_line_errors(data_dir, tmp_path, capsys):
     assert "did you mean 'learning_rate'" in cli_error(capsys, ["--learnin_rate=1"])
     assert "objective must be 'diffusion' or 'ar'" in cli_error(capsys, ["--objective=causal"])
     assert "set anneal_steps=0 for objective='ar'" in cli_error(capsys, ["--objective=ar", "--anneal_steps=10"])
-    assert "run `python prepare_data.py" in cli_error(capsys, [f"--data_dir={tmp_path / 'nothing'}", f"--out_dir={tmp_path / 'o'}"])
+    assert "run `python prepare_data.py" in cli_error(capsys, [f"--data_dir={tmp_path / 'nothing'}",
+                                                               f"--out_dir={tmp_path / 'o'}"])
     # a checkpoint whose shapes do not match its config, and a truncated weight file
     train(data_dir, tmp_path / "good", "--max_steps=1")
     ckpt = tmp_path / "good" / "ckpt-000001"
@@ -278,16 +284,19 @@ def test_bad_input_gives_one_line_errors(data_dir, tmp_path, capsys):
     # data tokenized with another tokenizer than the checkpoint's
     other = tmp_path / "other"
     make_corpus(other / "src", n_docs=30)
-    prepare_data.main([f"--source={other / 'src'}", f"--out_dir={other / 'data'}", "--vocab_size=300", "--val_fraction=0.2"])
+    prepare_data.main([f"--source={other / 'src'}", f"--out_dir={other / 'data'}", "--vocab_size=300",
+                       "--val_fraction=0.2"])
     (ckpt / "model.safetensors").write_bytes(data)
-    assert "was tokenized with tokenizer" in cli_error(capsys, [f"--data_dir={other / 'data'}", f"--out_dir={tmp_path / 'o3'}", f"--init_from={ckpt}", *TINY])
+    args = [f"--data_dir={other / 'data'}", f"--out_dir={tmp_path / 'o3'}", f"--init_from={ckpt}", *TINY]
+    assert "was tokenized with tokenizer" in cli_error(capsys, args)
 
 
 def test_cli_error_exit_code_in_a_subprocess(tmp_path):
     r = subprocess.run([sys.executable, os.path.join(REPO, "train_pretrain.py"), f"--data_dir={tmp_path}"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [f"error: no prepared data in '{tmp_path}' (missing meta.json); run `python prepare_data.py --out_dir={tmp_path}` first."]
+    assert r.stderr.strip().splitlines() == [f"error: no prepared data in '{tmp_path}' (missing meta.json); "
+                                             f"run `python prepare_data.py --out_dir={tmp_path}` first."]
 
 
 def test_dtype_auto_is_bf16_only_where_native(monkeypatch, capsys):
