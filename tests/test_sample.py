@@ -2,7 +2,8 @@
 Tests for sample.py: parity of diffusion_generate with a naive reference loop written from the
 algorithm's definition (every alg, top-p/top-k, the steps == max_new_tokens quirk, block decoding),
 batch/left-padding invariance, seeded determinism, the mask token never sampled, the decoding history,
-AR-ness on hand-worked orders, clear one-line errors, and the CLI end to end on a tiny saved model.
+clear one-line errors, the CLI end to end on a tiny saved model, and the AR baseline's decoder.
+The approximate decoders are in test_decoders.py, AR-ness in test_order.py.
 
 Hermetic (tiny random models, a tokenizer trained in the test, files in tmp_path).
 Run: .venv/bin/python -m pytest tests/test_sample.py
@@ -23,7 +24,6 @@ from common import left_pad
 from decoders import fast_generate, generate
 from model import ModelConfig, Transformer
 import sample
-from order import global_ar_ness, local_ar_ness, order_text
 from sample import ALGS, commit_schedule, diffusion_generate, filter_logits, main, sample_tokens
 
 V, MASK = 64, 63
@@ -194,100 +194,6 @@ def test_fast_decoder_without_approximations_is_the_exact_decoder(model, alg, al
         assert torch.equal(g.first_confidence.isnan(), h.first_confidence.isnan())
 
 
-# -----------------------------------------------------------------------------
-# the approximate fast paths: threshold decoding and the KV caches
-
-@pytest.mark.parametrize("alg,threshold,block,steps", [("entropy", 0.3, None, 12), ("maskgit_plus", 0.5, 4, 12),
-                                                       ("topk_margin", 1.0, 6, 12), ("entropy", 0.6, 4, 6)])
-def test_threshold_decoding_matches_reference_loop(model, alg, threshold, block, steps):
-    ps = prompts([3, 7, 5], seed=13)
-    ids, mask = left_padded(ps)
-    out, hist = generate(model, ids, mask, max_new_tokens=12, steps=steps, alg=alg, threshold=threshold,
-                         block_length=block, mask_token_id=MASK, return_history=True)
-    for b, (tokens, when) in enumerate(reference_generate(model, ps, 12, steps, alg, block=block, threshold=threshold)):
-        assert out[b, ids.size(1):].tolist() == tokens
-        assert hist.steps[b].tolist() == when
-
-
-def count_forwards(model):
-    calls = []
-    model.register_forward_hook(lambda m, args, out: calls.append(args[0].size(1)))
-    return calls
-
-
-@pytest.mark.parametrize("block", [None, 4])
-def test_threshold_commits_at_least_one_token_per_step_and_terminates(model, block):
-    ids = prompts([6], seed=14)[0][None]
-    m = MaskLover(model)  # not m: hooks stay on this wrapper
-    calls = count_forwards(m)
-    kw = dict(max_new_tokens=12, steps=12, alg="entropy", block_length=block, mask_token_id=MASK, return_history=True)
-    out, h = generate(m, ids, threshold=1.0, **kw)  # nothing passes 1.0: exactly one token per step
-    assert not (out == MASK).any() and sorted(h.steps[0].tolist()) == list(range(12)) and len(calls) == 12
-    calls.clear()
-    out, h = generate(m, ids, threshold=1e-3, **kw)  # every prediction passes: one step per block
-    assert not (out == MASK).any() and len(calls) == 12 // (block or 12)
-    assert h.steps[0].tolist() == [j // (block or 12) for j in range(12)]
-    calls.clear()
-    out, h = generate(m, ids, threshold=0.5, **{**kw, "steps": 12 // (block or 4)})  # a step budget of 3 per block
-    assert not (out == MASK).any() and len(calls) <= 12 // (block or 4)
-    used = sorted(set(h.steps[0].tolist()))
-    assert used == list(range(len(used))) == list(range(len(calls)))  # every step commits at least one token
-
-
-@pytest.fixture(scope="module")
-def one_layer():
-    """With one layer a token's keys and values depend on the token and its position only, so a KV cache
-    of tokens that have not changed is exact: cached decoding must give plain decoding's tokens."""
-    torch.manual_seed(1)
-    m = Transformer(ModelConfig(**{**CFG, "n_layer": 1})).eval()
-    with torch.no_grad():
-        m.lm_head.weight.mul_(20.0)
-    return m
-
-
-CACHE_CASES = [  # (alg, steps, block, threshold)
-    ("entropy", 12, 4, None), ("maskgit_plus", 6, 4, None), ("topk_margin", 12, 6, None), ("origin", 12, 4, None),
-    ("entropy", 12, 4, 0.4),
-]
-
-
-@pytest.mark.parametrize("cache", ["prefix", "dual"])
-@pytest.mark.parametrize("alg,steps,block,threshold", CACHE_CASES)
-def test_cached_decoding_equals_plain_when_the_cache_is_exact(model, one_layer, cache, alg, steps, block, threshold):
-    ids, mask = left_padded(prompts([3, 7, 5], seed=15))
-    kw = dict(max_new_tokens=12, steps=steps, alg=alg, block_length=block, threshold=threshold, mask_token_id=MASK)
-
-    def run(m, **extra):
-        return generate(m, ids, mask, generator=torch.Generator().manual_seed(0), **kw, **extra)
-    assert torch.equal(run(one_layer, cache=cache), run(one_layer))  # the cached keys/values are the true ones
-    assert torch.equal(run(model, cache=cache, cache_refresh=1), run(model))  # refreshed every step: no reuse at all
-
-
-def test_dual_cache_with_one_block_refreshed_every_step_equals_plain(model):
-    ids, mask = left_padded(prompts([4, 8], seed=16))
-    kw = dict(max_new_tokens=12, steps=12, alg="entropy", top_p=0.9, mask_token_id=MASK)
-    plain = diffusion_generate(model, ids, mask, **kw)
-    assert torch.equal(generate(model, ids, mask, cache="dual", block_length=12, cache_refresh=1, **kw), plain)
-
-
-@pytest.mark.parametrize("cache", ["prefix", "dual"])
-def test_cache_recomputes_only_the_block(model, cache):
-    """Each block: one full forward (refill), then forwards over the block and the row before it (dual)
-    or over everything from that row on (prefix); cache_refresh=2 refills every other step."""
-    m = MaskLover(model)
-    calls = count_forwards(m)
-    ids = prompts([5], seed=17)[0][None]
-    P, N, block = 5, 12, 4
-    out = generate(m, ids, max_new_tokens=N, steps=6, alg="entropy", block_length=block, cache=cache,
-                   mask_token_id=MASK)
-    assert not (out == MASK).any()
-    rows = lambda lo: block + 1 if cache == "dual" else P + N - (P + lo - 1)  # noqa: E731
-    assert calls == [x for lo in range(0, N, block) for x in (P + N, rows(lo))]  # 2 steps per block
-    calls.clear()
-    generate(m, ids, max_new_tokens=N, steps=12, alg="entropy", block_length=block, cache=cache, cache_refresh=2,
-             mask_token_id=MASK)  # 4 steps per block: refills at steps 0 and 2
-    assert calls == [x for lo in range(0, N, block) for x in (P + N, rows(lo), P + N, rows(lo))]
-
 
 @pytest.mark.parametrize("nucleus_k", [1, 4, 10, 64])
 @pytest.mark.parametrize("scale", [8.0, 0.5])  # peaked rows (small nuclei: the partial sort), flat rows (fallback)
@@ -389,41 +295,6 @@ def test_history_is_consistent_with_the_schedule(model, n_new, steps):
 
 
 # -----------------------------------------------------------------------------
-# AR-ness, on orders worked out by hand (the prompt counts as decoded in order before step 1)
-
-@pytest.mark.parametrize("k", [1, 2, 3, 4])
-def test_ar_ness_left_to_right_is_one(k):
-    assert local_ar_ness(range(8), k) == 1.0
-    assert global_ar_ness(list(range(8)), k) == 1.0
-
-
-@pytest.mark.parametrize("k", [1, 2, 3, 4])
-def test_ar_ness_right_to_left(k):
-    order = list(range(7, -1, -1))
-    assert local_ar_ness(order, k) == 0.0  # no token ever follows its left neighbour
-    assert global_ar_ness(order, k) == k / 8  # only the last k steps take one of the k leftmost masks
-
-
-def test_ar_ness_two_branches():
-    # branch B (positions 4-7) written left to right, then branch A (0-3): every token but the
-    # branch starts extends a run; only branch A takes the leftmost masks
-    order = [4, 5, 6, 7, 0, 1, 2, 3]
-    assert local_ar_ness(order, 1) == 6 / 8
-    assert local_ar_ness(order, 2) == 4 / 8  # 5 and 1 only extend a run of one
-    assert global_ar_ness(order, 1) == 4 / 8
-    assert global_ar_ness(order, 5) == 1.0  # each step takes one of the 5 leftmost masks
-    # the two branches interleaved: only the first token extends the prompt; 0,1,2,3 and the final 7 are leftmost
-    order = [0, 4, 1, 5, 2, 6, 3, 7]
-    assert local_ar_ness(order, 1) == 1 / 8
-    assert global_ar_ness(order, 1) == 5 / 8
-    assert global_ar_ness(order, 2) == 6 / 8  # + position 6 when only {3, 6, 7} are left
-    # the prompt convention: a first step that skips position 0 breaks both
-    assert local_ar_ness([1, 0, 2, 3], 1) == 1 / 4 and global_ar_ness([1, 0, 2, 3], 1) == 3 / 4
-    with pytest.raises(ValueError):
-        local_ar_ness([0, 2], 1)
-
-
-# -----------------------------------------------------------------------------
 # errors
 
 @pytest.mark.parametrize("kw,needle", [
@@ -497,19 +368,6 @@ def test_missing_default_model_says_how_to_train(tmp_path, monkeypatch):
 
 # -----------------------------------------------------------------------------
 # the CLI
-
-def test_order_text_puts_the_tenth_of_the_decoding_under_each_character():
-    class Tok:
-        pieces = {0: b"def", 1: b" f", 2: b"():\n", 3: b"   ", 4: b" return", 5: b" 1", 6: b"\n"}
-
-        def token_bytes(self, i):
-            return self.pieces[i]
-    # committed at steps 0..5 of 7 -> tenths 0, 1, 2, 4, 5, 7 (10 * step // 7)
-    assert order_text(Tok(), list(range(7)), list(range(7)), 7) == (
-        "def f():\n"
-        "00011222\n"
-        "    return 1\n"
-        "444555555577")
 
 
 def test_cli_samples_and_draws_the_order(saved, tmp_path, capsys, monkeypatch):
