@@ -141,11 +141,9 @@ def assign_tensor(model, key, tensor):
 
 
 def load_hf_config(path):
-    file = os.path.join(path, "config.json")
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"no config.json in '{path}'; pass a Hugging Face model directory (e.g. a downloaded "
-                                f"apple/DiffuCoder-7B-Instruct) or one written by save_pretrained.")
-    return load_json(file)
+    return load_json(os.path.join(path, "config.json"),
+                     missing=f"no config.json in '{path}'; pass a Hugging Face model directory (e.g. a downloaded "
+                             f"apple/DiffuCoder-7B-Instruct) or one written by save_pretrained.")
 
 
 def checkpoint_files(path):

@@ -189,6 +189,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def rss_mb():
+    """This process's resident host memory in MB (Linux: now, from /proc; elsewhere: the peak so far)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource  # no /proc (macOS): ru_maxrss is the peak, in bytes there
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 # -----------------------------------------------------------------------------
 # prompts and completions
 

@@ -130,8 +130,16 @@ def print_config(cfg):
         print(f"  {k:<{width}} = {v!r}")
 
 
-def load_json(path):
-    """json.load of a file; malformed JSON raises a one-line ConfigError that names the file and the line."""
+def check_exists(path, missing):
+    """A missing file raises FileNotFoundError(missing): one sentence that says what is missing and the fix."""
+    if missing is not None and not os.path.isfile(path):
+        raise FileNotFoundError(missing)
+
+
+def load_json(path, missing=None):
+    """json.load of a file; malformed JSON raises a one-line ConfigError that names the file and the line;
+    missing: the error message when the file does not exist."""
+    check_exists(path, missing)
     with open(path, encoding="utf-8") as f:
         text = f.read()
     try:
@@ -140,9 +148,11 @@ def load_json(path):
         raise ConfigError(f"{path} line {e.lineno}: malformed JSON ({e.msg}); fix or regenerate the file") from None
 
 
-def load_jsonl(path):
+def load_jsonl(path, missing=None):
     """The records of a .jsonl file as (line number, record) pairs, blank lines skipped; a malformed line raises
-    a one-line ConfigError that names the file and the line."""
+    a one-line ConfigError that names the file and the line; missing: the error message when the file does
+    not exist."""
+    check_exists(path, missing)
     records = []
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):

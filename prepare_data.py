@@ -168,11 +168,9 @@ def write_tokens(path, docs, tok, dtype, batch=256):
 
 def load_data_meta(data_dir):
     """meta.json of a prepared data directory, with a clear error if it was never prepared."""
-    path = os.path.join(data_dir, "meta.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no prepared data in '{data_dir}' (missing meta.json); "
-                                f"run `python prepare_data.py --out_dir={data_dir}` first.")
-    return load_json(path)
+    return load_json(os.path.join(data_dir, "meta.json"),
+                     missing=f"no prepared data in '{data_dir}' (missing meta.json); "
+                             f"run `python prepare_data.py --out_dir={data_dir}` first.")
 
 
 def prepare_tasks(cfg):

@@ -21,7 +21,6 @@ a prediction, as in decoding.
 """
 
 import math
-import os
 import re
 
 import torch
@@ -85,10 +84,8 @@ class Probes:
         """From the held-out (val) records of a tasks jsonl (question, answer, entry_point), as the SFT split
         sees them; answer_length: the canvas (None: 64)."""
         from train_pretrain import sft_tensors  # here: train_pretrain.py imports this file
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"probe_file '{path}' not found; run `python prepare_data.py --kind=tasks` "
-                                    f"or set probe_file=''.")
-        records = [r for _, r in load_jsonl(path)]
+        missing = f"probe_file '{path}' not found; run `python prepare_data.py --kind=tasks` or set probe_file=''."
+        records = [r for _, r in load_jsonl(path, missing)]
         if not records or "entry_point" not in records[0]:
             raise ValueError(f"probe_file '{path}' needs task records with 'question', 'answer' "
                              f"and 'entry_point' fields.")

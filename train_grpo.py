@@ -42,7 +42,6 @@ How this relates to the paper and the official code (an open-r1/TRL fork); the R
 """
 
 import math
-import os
 import sys
 import time
 
@@ -51,7 +50,7 @@ import torch
 from checkpoint import (latest_checkpoint, load_training_state, read_tokenizer_files, resolve_model_dir,
                         save_checkpoint)
 from common import (Dist, autocast, build_model, completion_text, epoch_indices, left_pad, lr_at, make_optimizer,
-                    resolve_dtype, seeded, set_grad_sync, stop_ids)
+                    resolve_dtype, rss_mb, seeded, set_grad_sync, stop_ids)
 from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from decoders import check_fast_options, generate
 from estimators import ESTIMATORS, per_token_logps
@@ -168,11 +167,10 @@ def grpo_loss(logps, old_logps, ref_logps, advantages, mask, epsilon_low, epsilo
 
 
 def read_task_records(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"task file '{path}' not found; run `python prepare_data.py --kind=tasks` (tiny tasks) "
-                                f"or `python prepare_data.py --kind=acecode` (AceCode hard split).")
+    missing = (f"task file '{path}' not found; run `python prepare_data.py --kind=tasks` (tiny tasks) "
+               f"or `python prepare_data.py --kind=acecode` (AceCode hard split).")
     records = []
-    for i, r in load_jsonl(path):
+    for i, r in load_jsonl(path, missing):
         if "question" not in r or not r.get("tests"):
             raise ValueError(f"{path} line {i} needs a 'question' and a non-empty 'tests' list.")
         records.append(r)
@@ -387,7 +385,7 @@ def main(argv=None):
                   f"clip {m['clip_low'] / per_update:.3f}/{m['clip_high'] / per_update:.3f} | "
                   f"kl {m['kl'] / per_update:.4f} | gnorm {gnorm:.3f} | lr {lr:.1e} | "
                   f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | "
-                  f"{tokens / 1e3:.1f}k tok-steps/s", flush=True)
+                  f"{tokens / 1e3:.1f}k tok-steps/s | rss {rss_mb():,.0f} MB", flush=True)
         last = done == cfg.max_steps
         if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):
             run_eval(done)

@@ -43,7 +43,7 @@ import torch
 from checkpoint import (latest_checkpoint, load_tokenizer, load_training_state, read_meta, resolve_model_dir,
                         save_checkpoint)
 from common import (Dist, autocast, build_model, epoch_indices, lr_at, make_optimizer, matmul_flops, resolve_dtype,
-                    seeded, set_grad_sync, sync)
+                    rss_mb, seeded, set_grad_sync, sync)
 from configurator import config_keys, configure, load_jsonl, print_config, run_cli
 from diffusion import apply_mask, ar_loss, diffusion_loss, sample_noise, training_attention_mask
 from model import ModelConfig, padding_position_ids, predictor_rows
@@ -144,11 +144,9 @@ class Rows:
 
 
 def sft_records(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) "
-                                f"or pass a jsonl of question/answer records.")
     records = []
-    for i, r in load_jsonl(path):
+    for i, r in load_jsonl(path, missing=f"sft_file '{path}' not found; prepare it with prepare_data.py (tiny tasks) "
+                                         f"or pass a jsonl of question/answer records."):
         q, a = r.get("question", r.get("prompt")), r.get("answer", r.get("response"))
         if q is None or a is None:
             raise ValueError(f"{path} line {i} needs 'question' and 'answer' (or 'prompt' and 'response') fields.")
@@ -346,7 +344,7 @@ def main(argv=None):
     @torch.no_grad()
     def evaluate(step):
         """Val loss on fixed batches and fixed noise, rows split across ranks (after annealing: full
-        attention), and the probes (rank 0 prints them)."""
+        attention), and the probes: kept in the histories, printed by rank 0."""
         module.eval()
         total, count = torch.zeros((), device=d.device), torch.zeros((), device=d.device)
         g = seeded(cfg.seed + 1, 0)
@@ -362,19 +360,19 @@ def main(argv=None):
             with autocast(d.device_type, cfg.dtype):
                 result = probes.run(model, cfg.objective, d.device)
         module.train()
-        return (total / count).item(), result
+        val = (total / count).item()
+        history.append((step, val))
+        probe_history.append((step, result))
+        if d.master:
+            print(f"step {step}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
+            if result:
+                print(f"step {step}/{cfg.max_steps} | probes {format_probes(result)}", flush=True)
 
     # training loop -----------------------------------------------------------------------
     t_start, step_times = time.time(), []
     for step in range(start_step, cfg.max_steps):
         if step % cfg.eval_interval == 0 and step > start_step or step == start_step == 0:
-            val, probe = evaluate(step)
-            history.append((step, val))
-            probe_history.append((step, probe))
-            if d.master:
-                print(f"step {step}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
-                if probe:
-                    print(f"step {step}/{cfg.max_steps} | probes {format_probes(probe)}", flush=True)
+            evaluate(step)
         t0 = time.time()
         lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, decay_steps, cfg.min_lr_ratio)
         for group in optimizer.param_groups:
@@ -409,16 +407,10 @@ def main(argv=None):
                 gnorm = f" | gnorm {norm.item():.2f}" if cfg.grad_clip > 0 else ""
                 print(f"step {done}/{cfg.max_steps} | loss {loss_val:.4f} | lr {lr:.2e}{gnorm} | {dt * 1000:.0f} ms | "
                       f"{tokens_per_step / dt:,.0f} tok/s | mfu {100 * flops_per_step / dt / peak:.0f}% | "
-                      f"eta {eta / 60:.1f}m", flush=True)
+                      f"rss {rss_mb():,.0f} MB | eta {eta / 60:.1f}m", flush=True)
         last = done == cfg.max_steps
         if last:
-            val, probe = evaluate(done)
-            history.append((done, val))
-            probe_history.append((done, probe))
-            if d.master:
-                print(f"step {done}/{cfg.max_steps} | val loss {val:.4f}", flush=True)
-                if probe:
-                    print(f"step {done}/{cfg.max_steps} | probes {format_probes(probe)}", flush=True)
+            evaluate(done)
         if last or (cfg.ckpt_interval and done % cfg.ckpt_interval == 0):
             meta = dict(config=vars(cfg), tokenizer_identity=tok.identity, data_cursor=done, val_history=history,
                         probe_history=probe_history, world_size=d.world_size)
