@@ -34,6 +34,15 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 
+# The LM head of a masked-rows forward runs on the N rows rounded up to a multiple of ROW_BUCKET (zero rows
+# added, their logits dropped), so that it sees few distinct shapes. N changes every training step (the
+# masking is random). The host memory of a tiny bf16 pre-training run on a 2-core Xeon with AMX grew ~3.5 MB per
+# step; there bf16 matmuls go through oneDNN, which builds and caches a kernel per new shape (up to 1,024 by
+# default). bench/memory.py prints RSS at step 50 and 1,000 with and without. The extra rows cost < ROW_BUCKET
+# rows of LM head per forward; 1 turns bucketing off.
+ROW_BUCKET = 64
+
+
 @dataclass
 class ModelConfig:
     vocab_size: int = 152064  # rows of the embedding / LM head
@@ -244,10 +253,12 @@ class Transformer(nn.Module):
                 x = checkpoint(block, x, cos, sin, mask, use_reentrant=False)
             else:
                 x = block(x, cos, sin, mask, kv_cache, i)
-        if output_rows is not None:
-            x = x[output_rows]  # (N, C)
-        x = self.model.norm(x)
-        return self.lm_head(x).float()  # (B, T, V) or (N, V)
+        if output_rows is None:
+            return self.lm_head(self.model.norm(x)).float()  # (B, T, V)
+        x = x[output_rows]  # (N, C)
+        n = x.shape[0]
+        x = F.pad(x, (0, 0, 0, -n % ROW_BUCKET))  # N rounded up to a multiple of ROW_BUCKET (see there)
+        return self.lm_head(self.model.norm(x))[:n].float()  # (N, V)
 
     def resize_token_embeddings(self, vocab_size):
         """Grow the embedding and the LM head to vocab_size rows, e.g. for the diffusion tokens added to a

@@ -5,6 +5,7 @@ implementation, masked-diffusion training steps, and coupled-GRPO update steps.
     python -m bench.speed                                   # every workload, tiny shape, random weights, CPU
     python -m bench.speed --workloads=[decode,reference] --out_dir=out/sft_tiny   # a trained checkpoint instead
     python -m bench.speed --workloads=[train] --compile=True  # training step with torch.compile
+    python -m bench.speed --workloads=[train,grpo] --profile=True  # + where the time goes (bench/profiling.py)
     python -m bench.speed --device=cuda                       # 7B decoding, 1.5B training and GRPO, bf16 weights
 
 Workloads (each does one warm-up run, then `repeats` timed runs; the fastest is reported):
@@ -46,6 +47,7 @@ import time
 
 import torch
 
+from bench.profiling import profile_step
 from bench.reference import ReferenceModel, check_bidirectional, hf_forward, hf_reference_model
 from checkpoint import load_model
 from common import autocast, make_optimizer, matmul_flops, resolve_device, resolve_dtype, seeded, sync
@@ -86,6 +88,7 @@ approx = [{"block_length": 32}, {"block_length": 32, "cache": "prefix"}, {"block
 train_rows = None
 compile = False  # torch.compile the training model (train_pretrain.py's `compile`)
 activation_checkpointing = False  # train and grpo
+profile = False  # train and grpo: also profile the step (bench/profiling.py: matmul / attention / other shares)
 # grpo: None: 32 sequences (4 prompts x 8; grpo_tiny's step is 4x that) in micro-batches of 8, ~112 + 64
 # tokens on cpu; grpo_7b's per-GPU 10 sequences in micro-batches of 2 (5 on an H200), 200 + 256 tokens on cuda
 grpo_sequences = None
@@ -273,6 +276,17 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
                  notes=note)]
 
 
+def train_step(model, module, opt, ctx, x, x_t, masked, t):
+    """train_pretrain.py's step with one micro-batch: forward (LM head on the masked rows), 1/t-weighted loss,
+    backward, grad clip, AdamW."""
+    with ctx:
+        logits = module(x_t, output_rows=predictor_rows(masked))
+    diffusion_loss(logits, x, masked, t).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     model, mask_id, label = random_model(cfg.train_model, dev, T, cfg.seed)
     model.train()
@@ -287,19 +301,16 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     x_t, masked = apply_mask(x, maskable, t, u, mask_id)
     x, x_t, masked, t = x.to(dev), x_t.to(dev), masked.to(dev), t.to(dev)
 
-    def step():  # train_pretrain.py's step with one micro-batch
-        with ctx:
-            logits = module(x_t, output_rows=predictor_rows(masked))
-        diffusion_loss(logits, x, masked, t).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    def step():
+        train_step(model, module, opt, ctx, x, x_t, masked, t)
     reset_peak(dev)
     step()  # a second warm-up: the first fused AdamW step creates its state
     secs, _ = best_time(step, cfg.repeats, dev)
     flops = train_flops(model, B, T, int(masked.sum()))
     trainer = model.flops_per_token(T) * B * T
     notes = f"{int(masked.sum())} masked rows; trainer's count: mfu {100 * trainer / secs / peak_flops:.0f}%"
+    if cfg.profile:
+        notes += "; " + profile_step(step, dev)
     return [dict(workload="train", setting=name + (", compiled" if cfg.compile else ""), shape=label, dtype=cfg.dtype,
                  size=f"{B} x {T}", seconds=secs, throughput=f"{B * T / secs:,.0f} tok/s",
                  mfu=flops / secs / peak_flops, peak=peak_gib(dev), notes=notes)]
@@ -339,10 +350,13 @@ def grpo_rows(cfg, dev, ctx, peak_flops):
     step()
     secs, _ = best_time(step, cfg.repeats, dev)
     flops = train_flops(model, 3 * S, P + C, 2 * S * C)  # 3 passes; each completion token scored in 2 of them
+    notes = f"{3 * S} rows of {P + C} tokens through the model, {S * (P + C) / secs:,.0f} tok/s"
+    if cfg.profile:
+        notes += "; " + profile_step(step, dev)
     return [dict(workload="grpo", setting=f"coupled, micro-batch {mb}", shape=label, dtype=cfg.dtype,
                  size=f"{S} x ({P} + {C})",
                  seconds=secs, throughput=f"{S / secs:,.2f} seq/s", mfu=flops / secs / peak_flops, peak=peak_gib(dev),
-                 notes=f"{3 * S} rows of {P + C} tokens through the model, {S * (P + C) / secs:,.0f} tok/s")]
+                 notes=notes)]
 
 
 # -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ Hermetic (random models, files in a temporary directory). Run: .venv/bin/python 
 import pytest
 import torch
 
-from bench import reference
+from bench import memory, profiling, reference
 from bench import speed as bench
 
 MINI = dict(vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64, rope_theta=10000.0)
@@ -100,3 +100,27 @@ def test_clear_errors(monkeypatch):
         bench.main(["--workloads=train", "--train_model=3b", "--device=cpu"])
     assert (bench.parse_workloads("[decode, train]") == bench.parse_workloads("['decode','train']")
             == ["decode", "train"])
+
+
+def test_memory_bench_reports_rss_per_shape_in_fresh_processes(capsys):
+    rows = memory.main([f"--train_model={MINI}", "--train_rows=[('pretrain', 2, 24, 0), ('sft', 2, 24, 8)]",
+                        "--steps=4", "--first=2", "--every=0", "--dtype=float32"])
+    assert [r["shape"] for r in rows] == ["pretrain", "sft"]
+    assert all(r["first"] > 50 and r["last"] > 50 for r in rows)  # MB: a process that imported torch
+    assert all(r["growth"] == pytest.approx(r["last"] / r["first"] - 1) for r in rows)
+    out = capsys.readouterr().out
+    assert "| shape | RSS at step 2 | RSS at step 4 |" in out
+    with pytest.raises(ValueError, match="unknown shape"):
+        memory.main(["--shapes=[decode]"])
+
+
+def test_profile_shares_add_up_and_name_the_ops():
+    rows = bench.main(SMALL_RUN + ["--workloads=[train,grpo]", "--dtype=float32", "--profile=True"])
+    for r in rows:
+        shares = r["notes"].split("time: ")[1].split(";")[0]  # 'matmul 24%, attention 21%, other ops 50%, ...'
+        parts = dict(p.rsplit(" ", 1) for p in shares.split(", "))
+        assert list(parts) == ["matmul", "attention", "other ops", "outside ops"]
+        assert 95 <= sum(int(v.rstrip("%")) for v in parts.values()) <= 105  # each rounded to a percent
+        assert int(parts["matmul"].rstrip("%")) > 0 and "top ops: aten::" in r["notes"]
+    assert profiling.group_of("aten::addmm") == "matmul" and profiling.group_of("aten::mul") == "other ops"
+    assert profiling.group_of("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention"

@@ -13,8 +13,9 @@ import pytest
 import torch
 import transformers  # the reference (pinned in requirements.txt)
 
-from decoders import KVCache
+import model as model_module
 from checkpoint import load_pretrained, save_pretrained, write_hf_checkpoint
+from decoders import KVCache
 from model import (ModelConfig, Transformer, padding_attention_mask, padding_position_ids, predictor_rows,
                    shift_logits)
 
@@ -282,3 +283,22 @@ def test_unsupported_architecture(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="unsupported architecture 'LlamaForCausalLM'"):
         load_pretrained(tmp_path)
+
+
+def test_lm_head_rows_are_bucketed_and_the_logits_unchanged(monkeypatch):
+    """The masked-rows forward runs the LM head on a multiple of ROW_BUCKET rows (few distinct shapes: host
+    memory stays flat in bf16 on CPU) and returns exactly the N requested rows, equal to the unbucketed ones."""
+    model = tiny_model()
+    idx = torch.randint(0, 96, (3, 20), generator=torch.Generator().manual_seed(2))
+    positions = torch.zeros(3, 20, dtype=torch.bool)
+    positions[:, 5:18] = True  # 39 rows
+    seen = []
+    model.lm_head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    monkeypatch.setattr(model_module, "ROW_BUCKET", 16)
+    with torch.no_grad():
+        bucketed = model(idx, output_rows=predictor_rows(positions))
+        monkeypatch.setattr(model_module, "ROW_BUCKET", 1)
+        plain = model(idx, output_rows=predictor_rows(positions))
+    assert seen == [48, 39]
+    assert bucketed.shape == plain.shape == (39, 96)
+    assert torch.allclose(bucketed, plain, atol=1e-6)
