@@ -19,16 +19,15 @@ import time
 import torch
 
 import model
-from bench.speed import DEVICE_DEFAULTS, random_model, train_step
+from bench.workloads import TINY_TRAIN_ROWS, parse_names, random_model, random_train_batch, train_step
 from common import autocast, make_optimizer, resolve_dtype, rss_mb, seeded
 from configurator import config_keys, configure, print_config, run_cli
-from diffusion import apply_mask, sample_noise
 
 # -----------------------------------------------------------------------------
 shapes = "pretrain,sft"  # names in train_rows
-train_rows = None  # (name, sequences, tokens, prompt tokens never masked); None: bench.speed's cpu rows, the tiny
-# configs' pretrain 16 x 256 and sft 16 x 192 (~88 prompt tokens)
-train_model = None  # a bench.speed SHAPES name or a dict of ModelConfig fields; None: 'tiny'
+train_rows = None  # (name, sequences, tokens, prompt tokens never masked); None: bench.workloads.TINY_TRAIN_ROWS,
+# the tiny configs' pretrain 16 x 256 and sft 16 x 192 (~88 prompt tokens)
+train_model = None  # a bench.workloads SHAPES name or a dict of ModelConfig fields; None: 'tiny'
 steps = 1000
 first = 50  # the step whose RSS is the baseline
 every = 100  # also print RSS every this many steps (0: only first and last)
@@ -48,14 +47,9 @@ def run_shape(cfg, name, B, T, prompt):
     opt = make_optimizer(m, 1e-4, (0.9, 0.95), 0.1)
     ctx = autocast("cpu", cfg.dtype)
     g = seeded(cfg.seed)
-    maskable = torch.ones(B, T, dtype=torch.bool)
-    maskable[:, :prompt] = False  # SFT: the prompt is never masked
     marks, t0 = [], time.time()
     for step in range(1, cfg.steps + 1):
-        x = torch.randint(0, mask_id - 2, (B, T), generator=g)
-        t, u = sample_noise(B, T, 1e-3, g)
-        x_t, masked = apply_mask(x, maskable, t, u, mask_id)
-        train_step(m, m, opt, ctx, x, x_t, masked, t)
+        train_step(m, m, opt, ctx, *random_train_batch(B, T, prompt, mask_id, g))
         if step in (cfg.first, cfg.steps) or cfg.every and step % cfg.every == 0:
             marks.append((step, rss_mb()))
             print(f"{name} | step {step} | rss {marks[-1][1]:,.0f} MB", flush=True)
@@ -65,11 +59,8 @@ def run_shape(cfg, name, B, T, prompt):
 def main(argv=None):
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     cfg.dtype = resolve_dtype(cfg.dtype, "cpu")
-    rows = {r[0]: r for r in cfg.train_rows or DEVICE_DEFAULTS["cpu"]["train_rows"]}
-    names = [s.strip(" '\"") for s in cfg.shapes.strip("[]() ").split(",") if s.strip(" '\"")]
-    bad = [n for n in names if n not in rows]
-    if bad or not names:
-        raise ValueError(f"unknown shape(s) {bad or cfg.shapes!r}; choose from {', '.join(rows)}")
+    rows = {r[0]: r for r in cfg.train_rows or TINY_TRAIN_ROWS}
+    names = parse_names(cfg.shapes, list(rows), "shape")
     if not 0 < cfg.first < cfg.steps:
         raise ValueError(f"first={cfg.first} must be between 0 and steps={cfg.steps}; lower first or raise steps.")
     print_config(cfg)

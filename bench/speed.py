@@ -49,13 +49,13 @@ import torch
 
 from bench.profiling import profile_step
 from bench.reference import ReferenceModel, check_bidirectional, hf_forward, hf_reference_model
+from bench.workloads import (TINY_TRAIN_ROWS, parse_names, random_model, random_train_batch, train_step,
+                             with_size)
 from checkpoint import load_model
 from common import autocast, make_optimizer, matmul_flops, resolve_device, resolve_dtype, seeded, sync
 from configurator import config_keys, configure, print_config, run_cli
 from decoders import fast_generate, generate
-from diffusion import apply_mask, diffusion_loss, sample_noise
 from estimators import per_token_logps
-from model import ModelConfig, Transformer, predictor_rows
 from sample import diffusion_generate
 from train_grpo import grpo_loss
 
@@ -66,7 +66,7 @@ device = "auto"  # 'auto', 'cpu', 'cuda'
 dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 repeats = 3  # timed runs after one warm-up run; the fastest is reported
 seed = 0
-# models: a name in SHAPES or a dict of ModelConfig fields; None: 'tiny' on cpu, on cuda '7b' (decode,
+# models: a name in bench.workloads.SHAPES or a dict of ModelConfig fields; None: 'tiny' on cpu, on cuda '7b' (decode,
 # reference) and '1.5b' (train, grpo)
 model = None  # decode and reference
 out_dir = ""  # decode and reference: this trained checkpoint / HF directory instead of random weights
@@ -98,17 +98,9 @@ grpo_completion_len = None
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
 
-SHAPES = {  # ModelConfig fields (max_seq_len is set per workload)
-    "tiny": dict(vocab_size=4096, n_layer=6, n_head=4, n_kv_head=2, n_embd=256, intermediate_size=768,
-                 rope_theta=10000.0, mask_token_id=4094),  # train_pretrain.py's default model
-    "1.5b": dict(vocab_size=151936, n_layer=28, n_head=12, n_kv_head=2, n_embd=1536, intermediate_size=8960,
-                 tie_word_embeddings=True, mask_token_id=151666),  # Qwen2.5-Coder-1.5B's shape
-    "7b": dict(vocab_size=152064, n_layer=28, n_head=28, n_kv_head=4, n_embd=3584, intermediate_size=18944,
-               mask_token_id=151666),  # DiffuCoder-7B's shape
-}
 DEVICE_DEFAULTS = {
     "cpu": dict(model="tiny", train_model="tiny", grpo_model="tiny",
-                train_rows=[("pretrain", 16, 256, 0), ("sft", 16, 192, 88)],
+                train_rows=TINY_TRAIN_ROWS,
                 grpo_sequences=32, grpo_micro_batch=8, grpo_prompt_len=112, grpo_completion_len=64),
     "cuda": dict(model="7b", train_model="1.5b", grpo_model="1.5b",
                  train_rows=[("pretrain", 2, 4096, 0), ("sft", 8, 1024, 256)],
@@ -119,36 +111,7 @@ WORKLOADS = ("decode", "reference", "train", "grpo")
 
 def parse_workloads(text):
     """'decode,train', '[decode,train]' or "['decode']" -> ['decode', 'train'], checked."""
-    names = [w.strip(" '\"") for w in text.strip("[]() ").split(",") if w.strip(" '\"")]
-    bad = [w for w in names if w not in WORKLOADS]
-    if bad or not names:
-        raise ValueError(f"unknown workload(s) {bad or text!r}; choose from {', '.join(WORKLOADS)}")
-    return names
-
-
-def shape_of(spec):
-    """A SHAPES name or a dict of ModelConfig fields -> (fields, label)."""
-    if isinstance(spec, dict):
-        return {"mask_token_id": spec.get("vocab_size", 2) - 2, **spec}, "custom"
-    if spec not in SHAPES:
-        raise ValueError(f"model shape must be one of {', '.join(SHAPES)} or a dict of ModelConfig fields, "
-                         f"got {spec!r}")
-    return SHAPES[spec], spec
-
-
-def random_model(spec, dev, max_seq_len, seed):
-    """A randomly initialised model of a shape, built directly on `dev` in fp32: (model, mask_token_id, label)."""
-    fields, label = shape_of(spec)
-    torch.manual_seed(seed)
-    with torch.device(dev):
-        m = Transformer(ModelConfig(**fields, max_seq_len=max_seq_len))
-    return m, fields["mask_token_id"], with_size(label, m)
-
-
-def with_size(label, model):
-    n = model.num_params()
-    size = f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
-    return f"{label} {size}"
+    return parse_names(text, WORKLOADS, "workload")
 
 
 def matmul_params(model):
@@ -276,30 +239,13 @@ def reference_rows(cfg, dev, m, mask_id, label, ctx, model_dir):
                  notes=note)]
 
 
-def train_step(model, module, opt, ctx, x, x_t, masked, t):
-    """train_pretrain.py's step with one micro-batch: forward (LM head on the masked rows), 1/t-weighted loss,
-    backward, grad clip, AdamW."""
-    with ctx:
-        logits = module(x_t, output_rows=predictor_rows(masked))
-    diffusion_loss(logits, x, masked, t).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
 def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     model, mask_id, label = random_model(cfg.train_model, dev, T, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
     module = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(model, 1e-4, (0.9, 0.95), 0.1)
-    g = seeded(cfg.seed)
-    x = torch.randint(0, mask_id - 2, (B, T), generator=g)
-    maskable = torch.ones(B, T, dtype=torch.bool)
-    maskable[:, :prompt] = False  # SFT: the prompt is never masked
-    t, u = sample_noise(B, T, 1e-3, g)
-    x_t, masked = apply_mask(x, maskable, t, u, mask_id)
-    x, x_t, masked, t = x.to(dev), x_t.to(dev), masked.to(dev), t.to(dev)
+    x, x_t, masked, t = (v.to(dev) for v in random_train_batch(B, T, prompt, mask_id, seeded(cfg.seed)))
 
     def step():
         train_step(model, module, opt, ctx, x, x_t, masked, t)
