@@ -70,12 +70,14 @@ def _coerce(key, value, default):
 
 def as_list(value):
     """A string option that may name several things: '[a, b]' (how --key=[a,b] arrives when its items are not
-    Python literals; quotes optional) or a list -> ['a', 'b']; any other string -> [value]."""
+    Python literals; quotes optional) or a list -> ['a', 'b']; '[]' -> []; any other string -> [value]."""
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     text = value.strip()
     if not (text.startswith("[") and text.endswith("]")):
         return [value]
+    if not text[1:-1].strip():
+        return []
     items = [v.strip().strip("'\"") for v in text[1:-1].split(",")]
     if not all(items):
         raise ConfigError(f"'{value}' has an empty item; write a list as [a,b,c]")

@@ -373,6 +373,8 @@ def main(argv=None):
     fast = {k: getattr(cfg, k) for k in decoders.FAST_OPTIONS}  # block_length, threshold, cache, cache_refresh
     decoders.check_fast_options(cfg.max_new_tokens, steps, cfg.alg, cfg.alg_temp, **fast)
     dirs = as_list(cfg.out_dir)
+    if not dirs:
+        raise ValueError("out_dir names no model; give a training out_dir or an HF model directory")
     if len(dirs) > 1 and not cfg.analyze:
         raise ValueError(f"out_dir lists {len(dirs)} models; that is for --analyze=True, sample one model at a time")
     dev = resolve_device(cfg.device)

@@ -81,6 +81,7 @@ def test_as_list_reads_the_command_line_list():
     assert as_list("out/sft_tiny") == ["out/sft_tiny"]
     assert as_list("[out/ar_tiny, out/sft_tiny,'out/grpo_tiny']") == ["out/ar_tiny", "out/sft_tiny", "out/grpo_tiny"]
     assert as_list(["a", "b"]) == ["a", "b"]
+    assert as_list("[]") == [] and as_list(" [ ] ") == []
     with pytest.raises(ConfigError, match="empty item"):
         as_list("[a,,b]")
     assert model_labels(["x/sft", "y/grpo", "z/grpo"]) == ["sft", "y/grpo", "z/grpo"]

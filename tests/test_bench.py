@@ -8,6 +8,8 @@ one-line errors.
 Hermetic (random models, files in a temporary directory). Run: .venv/bin/python -m pytest tests/test_bench.py
 """
 
+import os
+
 import pytest
 import torch
 
@@ -124,3 +126,31 @@ def test_profile_shares_add_up_and_name_the_ops():
         assert int(parts["matmul"].rstrip("%")) > 0 and "top ops: aten::" in r["notes"]
     assert profiling.group_of("aten::addmm") == "matmul" and profiling.group_of("aten::mul") == "other ops"
     assert profiling.group_of("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention"
+
+
+def test_toy_rl_probe_keeps_rl_templates_out_of_sft_and_caches_its_stages(tmp_path, capsys, monkeypatch):
+    from bench import toy_rl
+    from tasks import read_jsonl
+    rl = ["arith:mul+sub", "arith:sq+sub"]
+    run = [f"--out_dir={tmp_path}/toy", f"--rl_templates={rl}", "--train_tasks=900", "--test_tasks=600",
+           "--sft_tasks=24", "--vocab_size=300", "--n_embd=32", "--block_size=256", "--ar_steps=2", "--sft_steps=2",
+           "--anneal_steps=1",
+           "--grpo_steps=1", "--prompts_per_step=2", "--num_generations=2", "--estimators=[coupled]", "--seeds=[1]",
+           "--eval_n=2", "--dtype=float32"]
+    with pytest.raises(ValueError, match="are not train templates of family 'arith'"):
+        toy_rl.main(run[:1] + ["--rl_templates=[arith:nope]"] + run[2:])
+    toy_rl.main(run)
+    d = f"{tmp_path}/toy"
+    sft, rl_tasks = read_jsonl(f"{d}/sft.jsonl"), read_jsonl(f"{d}/rl.jsonl")
+    seen = {t.template for t in sft}
+    assert len(sft) == 24 and rl_tasks and not seen & set(rl) and {t.template for t in rl_tasks} <= set(rl)
+    assert {t.template for t in read_jsonl(f"{d}/test_rl.jsonl")} <= set(rl)
+    assert not {t.template for t in read_jsonl(f"{d}/test_new.jsonl")} & (seen | set(rl))
+    assert os.path.isdir(f"{d}/grpo_coupled_s1/ckpt-000001")
+    table = capsys.readouterr().out.split("greedy pass@1 on held-out arith tasks")[1]
+    assert "SFT |" in table and "coupled seed 1 |" in table and "coupled gain |" in table
+    # a second call reads every stage from out_dir: nothing is trained again
+    monkeypatch.setattr(toy_rl.train_grpo, "main", lambda argv: pytest.fail("RL ran again"))
+    monkeypatch.setattr(toy_rl.train_pretrain, "main", lambda argv: pytest.fail("SFT ran again"))
+    toy_rl.main(run)
+    assert capsys.readouterr().out.split("greedy pass@1 on held-out arith tasks")[1] == table

@@ -1,0 +1,174 @@
+"""
+The toy RL probe: does a change to the RL stage pay? Minutes on a 2-core CPU, where the pipeline takes 23
+minutes to hours. One family of the tiny tasks, a 0.2M-parameter model with its own 1,000-token BPE,
+trained as the pipeline trains (AR SFT, then AR -> diffusion SFT with attention annealing), then
+train_grpo.py as it is, per estimator and seed, and greedy pass@1 on the family's held-out tasks before
+and after RL.
+
+    python -m bench.toy_rl                                   # coupled and d1, seeds 1-3 (~20 min on 2 cores)
+    python -m bench.toy_rl --estimators=[coupled] --seeds=[1] --learning_rate=3e-5
+    python -m bench.toy_rl --rl_templates=[] --out_dir=out/toy_rl_same   # RL prompts of SFT's own templates
+
+The train templates in rl_templates are left out of SFT and are the only RL prompts; with rl_templates=[]
+SFT and RL share their templates (the pipeline's setting). The held-out tasks are scored in three groups:
+'seen' (templates SFT trained on, new constants), 'rl' (templates RL trained on and SFT did not, new
+constants) and 'new' (tasks.py's held-out templates, which no stage sees). Stages are cached in out_dir
+(the data, the SFT model, each RL run and its scores): change a stage's options in a new out_dir.
+"""
+
+import json
+import math
+import os
+import sys
+
+import torch
+
+import train_grpo
+import train_pretrain
+from checkpoint import latest_checkpoint, load_model, save_pretrained
+from common import resolve_dtype
+from configurator import as_list, config_keys, configure, print_config, run_cli
+from eval import evaluate_tasks
+from model import ModelConfig, Transformer
+from tasks import generate_tasks, read_jsonl, write_jsonl
+from tokenizer import Tokenizer
+
+# -----------------------------------------------------------------------------
+out_dir = "out/toy_rl"
+family = "arith"
+rl_templates = "[arith:mul+sub,arith:add+mul,arith:sq+sub]"  # train templates kept out of SFT, the RL prompts
+train_tasks = 9000  # tasks generated per split before keeping the family (tasks.py cycles through 6 families)
+test_tasks = 1800
+sft_tasks = 600
+vocab_size = 1000
+n_layer = 2
+n_embd = 64
+block_size = 160  # the model's context and the SFT row length (prompt + answer canvas)
+ar_steps = 1000  # AR SFT (causal, next-token loss)
+ar_lr = 3e-3
+sft_steps = 800  # then AR -> diffusion SFT, attention annealed over anneal_steps
+sft_lr = 1e-3
+anneal_steps = 100
+sft_seed = 0  # the model's random init and the SFT stages' data order (their --seed is 1337 + sft_seed)
+# RL (train_grpo.py): per estimator and seed, from the same SFT model
+estimators = "[coupled,d1]"
+seeds = "[1,2,3]"
+grpo_steps = 30
+prompts_per_step = 8
+num_generations = 8
+learning_rate = 1e-4
+temperature = 1.0
+max_completion_length = 32  # tokens, decoded one per step
+eval_n = None  # held-out tasks scored per group (None: all)
+dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
+CONFIG_KEYS = config_keys(globals())
+# -----------------------------------------------------------------------------
+
+GROUPS = ("seen", "rl", "new")
+
+
+def make_data(cfg):
+    """The family's tasks split by template: sft.jsonl, rl.jsonl and one test file per group."""
+    rl = set(as_list(cfg.rl_templates))
+    train = [t for t in generate_tasks("train", cfg.train_tasks, 0) if t.family == cfg.family]
+    test = [t for t in generate_tasks("test", cfg.test_tasks, 0) if t.family == cfg.family]
+    unknown = rl - {t.template for t in train}
+    if unknown:
+        raise ValueError(f"rl_templates {sorted(unknown)} are not train templates of family '{cfg.family}'; "
+                         f"choose from {sorted({t.template for t in train})}.")
+    sft = [t for t in train if t.template not in rl][:cfg.sft_tasks]
+    seen = {t.template for t in sft}
+    parts = {"sft": sft, "rl": [t for t in train if t.template in rl] if rl else train[cfg.sft_tasks:],
+             "test_seen": [t for t in test if t.template in seen], "test_rl": [t for t in test if t.template in rl],
+             "test_new": [t for t in test if t.template not in seen | rl]}
+    for name, part in parts.items():
+        write_jsonl(part, f"{cfg.out_dir}/{name}.jsonl")
+    tok = Tokenizer.train(iter([t.question + t.answer for t in train] * 3), cfg.vocab_size)
+    torch.manual_seed(cfg.sft_seed)
+    model = Transformer(ModelConfig(vocab_size=math.ceil(tok.vocab_size / 64) * 64, n_layer=cfg.n_layer,
+                                    n_head=2, n_kv_head=1, n_embd=cfg.n_embd, intermediate_size=2 * cfg.n_embd,
+                                    max_seq_len=cfg.block_size, mask_token_id=tok.mask_token_id))
+    save_pretrained(model, f"{cfg.out_dir}/init")
+    tok.save(f"{cfg.out_dir}/init")
+    print("tasks: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+
+
+def train_sft(cfg):
+    """AR SFT from the random init, then AR -> diffusion SFT (the pipeline's stage order)."""
+    common = ["--mode=sft", f"--sft_file={cfg.out_dir}/sft.jsonl", f"--block_size={cfg.block_size}",
+              "--batch_size=8", "--warmup_steps=5", f"--dtype={cfg.dtype}", "--eval_interval=100000",
+              "--eval_batches=1", "--log_interval=200", "--ckpt_interval=0", f"--seed={1337 + cfg.sft_seed}"]
+    train_pretrain.main(common + [f"--init_from={cfg.out_dir}/init", f"--out_dir={cfg.out_dir}/ar", "--objective=ar",
+                                  f"--max_steps={cfg.ar_steps}", f"--learning_rate={cfg.ar_lr}"])
+    train_pretrain.main(common + [f"--init_from={cfg.out_dir}/ar", f"--out_dir={cfg.out_dir}/sft",
+                                  f"--anneal_steps={cfg.anneal_steps}", f"--max_steps={cfg.sft_steps}",
+                                  f"--learning_rate={cfg.sft_lr}"])
+
+
+def score(cfg, run_dir):
+    """Greedy pass@1 per held-out group, cached in run_dir/toy_rl_scores.json."""
+    path = f"{run_dir}/toy_rl_scores.json"
+    if os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    model, tok, _, _ = load_model(run_dir, "cpu", cfg.dtype)
+    model.eval()
+    scores = {}
+    for g in GROUPS:
+        tasks = read_jsonl(f"{cfg.out_dir}/test_{g}.jsonl")[:cfg.eval_n]
+        scores[g] = [evaluate_tasks(model, tok, tasks, max_new_tokens=cfg.max_completion_length, batch_size=100,
+                                    dtype=cfg.dtype)["pass@1"], len(tasks)] if tasks else [math.nan, 0]
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(scores, f)
+    os.replace(f"{path}.tmp", path)
+    return scores
+
+
+def run_rl(cfg, est, seed):
+    run_dir = f"{cfg.out_dir}/grpo_{est}_s{seed}"
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None or not ckpt.endswith(f"{cfg.grpo_steps:06d}"):
+        train_grpo.main([f"--init_from={cfg.out_dir}/sft", f"--train_file={cfg.out_dir}/rl.jsonl",
+                         f"--eval_file={cfg.out_dir}/test_new.jsonl", f"--out_dir={run_dir}", "--eval_n=0",
+                         f"--max_prompt_length={cfg.block_size - cfg.max_completion_length}",
+                         f"--max_completion_length={cfg.max_completion_length}",
+                         f"--max_steps={cfg.grpo_steps}", f"--prompts_per_step={cfg.prompts_per_step}",
+                         f"--num_generations={cfg.num_generations}", f"--temperature={cfg.temperature}",
+                         f"--learning_rate={cfg.learning_rate}", "--warmup_steps=2", f"--estimator={est}",
+                         f"--seed={seed}", "--micro_batch_size=16", f"--dtype={cfg.dtype}", "--ckpt_interval=0",
+                         "--log_interval=5"])
+    return score(cfg, run_dir)
+
+
+def main(argv=None):
+    cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
+    cfg.dtype = resolve_dtype(cfg.dtype, "cpu")
+    print_config(cfg)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    if not os.path.isfile(f"{cfg.out_dir}/init/config.json"):
+        make_data(cfg)
+    if latest_checkpoint(f"{cfg.out_dir}/sft") is None:
+        train_sft(cfg)
+    base = score(cfg, f"{cfg.out_dir}/sft")
+    rows = {(e, int(s)): run_rl(cfg, e, int(s)) for e in as_list(cfg.estimators) for s in as_list(cfg.seeds)}
+
+    def cells(scores):
+        return " | ".join(f"{scores[g][0]:.3f}" for g in GROUPS)
+
+    print(f"\ngreedy pass@1 on held-out {cfg.family} tasks ({cfg.out_dir}; " +
+          ", ".join(f"{g}: {base[g][1]} tasks" for g in GROUPS) + ")")
+    print(f"{'run':>16} | " + " | ".join(f"{g:>5}" for g in GROUPS))
+    print(f"{'SFT':>16} | {cells(base)}")
+    for (e, s), sc in rows.items():
+        print(f"{f'{e} seed {s}':>16} | {cells(sc)}")
+    for e in as_list(cfg.estimators):
+        gains = [[sc[g][0] - base[g][0] for g in GROUPS] for (e2, _), sc in rows.items() if e2 == e]
+        g = torch.tensor(gains)  # (seeds, groups)
+        se = g.std(0) / len(gains) ** 0.5 if len(gains) > 1 else torch.full((len(GROUPS),), math.nan)
+        print(f"{f'{e} gain':>16} | " + " | ".join(f"{m:+.3f} ± {s:.3f}" for m, s in zip(g.mean(0).tolist(),
+                                                                                     se.tolist())))
+    print("(gain: mean over seeds of RL minus SFT, ± its standard error)")
+
+
+if __name__ == "__main__":
+    run_cli(main)
