@@ -152,19 +152,19 @@ def main(argv=None):
     base = score(cfg, f"{cfg.out_dir}/sft")
     rows = {(e, int(s)): run_rl(cfg, e, int(s)) for e in as_list(cfg.estimators) for s in as_list(cfg.seeds)}
 
-    def cells(scores):
-        return " | ".join(f"{scores[g][0]:.3f}" for g in GROUPS)
+    def values(scores):  # pass@1 per group, then over all held-out tasks (groups weighted by their tasks)
+        n = sum(scores[g][1] for g in GROUPS)
+        return [scores[g][0] for g in GROUPS] + [sum(scores[g][0] * scores[g][1] for g in GROUPS if scores[g][1]) / n]
 
+    cols = (*GROUPS, "all")
     print(f"\ngreedy pass@1 on held-out {cfg.family} tasks ({cfg.out_dir}; " +
           ", ".join(f"{g}: {base[g][1]} tasks" for g in GROUPS) + ")")
-    print(f"{'run':>16} | " + " | ".join(f"{g:>5}" for g in GROUPS))
-    print(f"{'SFT':>16} | {cells(base)}")
-    for (e, s), sc in rows.items():
-        print(f"{f'{e} seed {s}':>16} | {cells(sc)}")
+    print(f"{'run':>16} | " + " | ".join(f"{c:>5}" for c in cols))
+    for name, sc in [("SFT", base)] + [(f"{e} seed {s}", sc) for (e, s), sc in rows.items()]:
+        print(f"{name:>16} | " + " | ".join(f"{v:.3f}" for v in values(sc)))
     for e in as_list(cfg.estimators):
-        gains = [[sc[g][0] - base[g][0] for g in GROUPS] for (e2, _), sc in rows.items() if e2 == e]
-        g = torch.tensor(gains)  # (seeds, groups)
-        se = g.std(0) / len(gains) ** 0.5 if len(gains) > 1 else torch.full((len(GROUPS),), math.nan)
+        g = torch.tensor([[a - b for a, b in zip(values(sc), values(base))] for (e2, _), sc in rows.items() if e2 == e])
+        se = g.std(0) / len(g) ** 0.5 if len(g) > 1 else torch.full((len(cols),), math.nan)  # g: (seeds, columns)
         print(f"{f'{e} gain':>16} | " + " | ".join(f"{m:+.3f} ± {s:.3f}" for m, s in zip(g.mean(0).tolist(),
                                                                                      se.tolist())))
     print("(gain: mean over seeds of RL minus SFT, ± its standard error)")
