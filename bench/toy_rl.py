@@ -1,19 +1,21 @@
 """
 The toy RL probe: does a change to the RL stage pay? Minutes on a 2-core CPU, where the pipeline takes 23
-minutes to hours. One family of the tiny tasks, a 0.2M-parameter model with its own 1,000-token BPE,
-trained as the pipeline trains (AR SFT, then AR -> diffusion SFT with attention annealing), then
-train_grpo.py as it is, per estimator and seed, and greedy pass@1 on the family's held-out tasks before
-and after RL.
+minutes to hours. One family of the tiny tasks, a 0.14M-parameter model with its own BPE (457 tokens on
+arith, where the merges run out before vocab_size), trained as the pipeline trains (AR SFT, then AR ->
+diffusion SFT with attention annealing), then train_grpo.py as it is, per estimator and seed, and greedy
+pass@1 on the family's held-out tasks before and after RL.
 
-    python -m bench.toy_rl                                   # coupled and d1, seeds 1-3 (~20 min on 2 cores)
-    python -m bench.toy_rl --estimators=[coupled] --seeds=[1] --learning_rate=3e-5
-    python -m bench.toy_rl --rl_templates=[] --out_dir=out/toy_rl_same   # RL prompts of SFT's own templates
+    python -m bench.toy_rl                                   # coupled and d1, seeds 1-3 (~15 min on 2 cores)
+    python -m bench.toy_rl --estimators=[d1] --learning_rate=3e-4 --run_tag=lr3e-4   # same SFT model, other RL
+    python -m bench.toy_rl --sft_seed=1 --out_dir=out/toy_rl_s1                      # another SFT model
+    python -m bench.toy_rl --rl_templates=[arith:mul+sub,arith:add+mul,arith:sq+sub] --out_dir=out/toy_rl_split
 
-The train templates in rl_templates are left out of SFT and are the only RL prompts; with rl_templates=[]
-SFT and RL share their templates (the pipeline's setting). The held-out tasks are scored in three groups:
+SFT and RL draw their tasks from the same train templates (the pipeline's setting), unless rl_templates
+names some: those are left out of SFT and are the only RL prompts. The held-out tasks are scored in three groups:
 'seen' (templates SFT trained on, new constants), 'rl' (templates RL trained on and SFT did not, new
 constants) and 'new' (tasks.py's held-out templates, which no stage sees). Stages are cached in out_dir
-(the data, the SFT model, each RL run and its scores): change a stage's options in a new out_dir.
+(the data, the SFT model, each RL run and its scores) with the options that made them, and a call whose options
+differ stops with an error: RL variants on one SFT model take a --run_tag, anything else a new out_dir.
 """
 
 import json
@@ -36,7 +38,7 @@ from tokenizer import Tokenizer
 # -----------------------------------------------------------------------------
 out_dir = "out/toy_rl"
 family = "arith"
-rl_templates = "[arith:mul+sub,arith:add+mul,arith:sq+sub]"  # train templates kept out of SFT, the RL prompts
+rl_templates = "[]"  # train templates kept out of SFT and used as the only RL prompts ([]: RL on SFT's templates)
 train_tasks = 9000  # tasks generated per split before keeping the family (tasks.py cycles through 6 families)
 test_tasks = 1800
 sft_tasks = 600
@@ -59,6 +61,7 @@ num_generations = 8
 learning_rate = 1e-4
 temperature = 1.0
 max_completion_length = 32  # tokens, decoded one per step
+run_tag = ""  # appended to the RL runs' directory names: RL variants that share one SFT model
 eval_n = None  # held-out tasks scored per group (None: all)
 dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 CONFIG_KEYS = config_keys(globals())
@@ -124,19 +127,36 @@ def score(cfg, run_dir):
     return scores
 
 
+def same_options(path, options, record=True):
+    """Check a stage's options against the ones an earlier call recorded in `path`; record them if none are."""
+    if os.path.isfile(path):
+        with open(path) as f:
+            recorded = json.load(f)
+        if recorded != options:
+            changed = sorted(k for k in options.keys() | recorded.keys() if options.get(k) != recorded.get(k))
+            raise ValueError(f"{path} records other options ({', '.join(changed)}) than this call: its stage would "
+                             f"be reused; give another out_dir (data, SFT) or run_tag (RL runs).")
+    elif record:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(options, f, indent=1)
+
+
 def run_rl(cfg, est, seed):
-    run_dir = f"{cfg.out_dir}/grpo_{est}_s{seed}"
+    run_dir = f"{cfg.out_dir}/grpo_{est}{cfg.run_tag and '_' + cfg.run_tag}_s{seed}"
+    args = [f"--init_from={cfg.out_dir}/sft", f"--train_file={cfg.out_dir}/rl.jsonl",
+            f"--eval_file={cfg.out_dir}/test_new.jsonl", f"--out_dir={run_dir}", "--eval_n=0",
+            f"--max_prompt_length={cfg.block_size - cfg.max_completion_length}",
+            f"--max_completion_length={cfg.max_completion_length}", f"--max_steps={cfg.grpo_steps}",
+            f"--prompts_per_step={cfg.prompts_per_step}", f"--num_generations={cfg.num_generations}",
+            f"--temperature={cfg.temperature}", f"--learning_rate={cfg.learning_rate}", "--warmup_steps=2",
+            f"--estimator={est}", f"--seed={seed}", "--micro_batch_size=16", f"--dtype={cfg.dtype}",
+            "--ckpt_interval=0", "--log_interval=5"]
+    same_options(f"{run_dir}/toy_rl_options.json", {"train_grpo": args}, record=False)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None or not ckpt.endswith(f"{cfg.grpo_steps:06d}"):
-        train_grpo.main([f"--init_from={cfg.out_dir}/sft", f"--train_file={cfg.out_dir}/rl.jsonl",
-                         f"--eval_file={cfg.out_dir}/test_new.jsonl", f"--out_dir={run_dir}", "--eval_n=0",
-                         f"--max_prompt_length={cfg.block_size - cfg.max_completion_length}",
-                         f"--max_completion_length={cfg.max_completion_length}",
-                         f"--max_steps={cfg.grpo_steps}", f"--prompts_per_step={cfg.prompts_per_step}",
-                         f"--num_generations={cfg.num_generations}", f"--temperature={cfg.temperature}",
-                         f"--learning_rate={cfg.learning_rate}", "--warmup_steps=2", f"--estimator={est}",
-                         f"--seed={seed}", "--micro_batch_size=16", f"--dtype={cfg.dtype}", "--ckpt_interval=0",
-                         "--log_interval=5"])
+        train_grpo.main(args)
+    same_options(f"{run_dir}/toy_rl_options.json", {"train_grpo": args})
     return score(cfg, run_dir)
 
 
@@ -144,9 +164,14 @@ def main(argv=None):
     cfg = configure(globals(), CONFIG_KEYS, sys.argv[1:] if argv is None else argv)
     cfg.dtype = resolve_dtype(cfg.dtype, "cpu")
     print_config(cfg)
-    os.makedirs(cfg.out_dir, exist_ok=True)
+    stages = ("family", "rl_templates", "train_tasks", "test_tasks", "sft_tasks", "vocab_size", "n_layer", "n_embd",
+              "block_size", "ar_steps", "ar_lr", "sft_steps", "sft_lr", "anneal_steps", "sft_seed",
+              "max_completion_length", "eval_n", "dtype")
+    options = {k: getattr(cfg, k) for k in stages}
+    same_options(f"{cfg.out_dir}/toy_rl_options.json", options, record=False)
     if not os.path.isfile(f"{cfg.out_dir}/init/config.json"):
         make_data(cfg)
+    same_options(f"{cfg.out_dir}/toy_rl_options.json", options)
     if latest_checkpoint(f"{cfg.out_dir}/sft") is None:
         train_sft(cfg)
     base = score(cfg, f"{cfg.out_dir}/sft")

@@ -154,3 +154,8 @@ def test_toy_rl_probe_keeps_rl_templates_out_of_sft_and_caches_its_stages(tmp_pa
     monkeypatch.setattr(toy_rl.train_pretrain, "main", lambda argv: pytest.fail("SFT ran again"))
     toy_rl.main(run)
     assert capsys.readouterr().out.split("greedy pass@1 on held-out arith tasks")[1] == table
+    # other options would silently reuse a stage made with the old ones: an error names them
+    with pytest.raises(ValueError, match=r"grpo_coupled_s1/toy_rl_options.json records other options .*run_tag"):
+        toy_rl.main(run + ["--learning_rate=1e-3"])
+    with pytest.raises(ValueError, match=r"toy/toy_rl_options.json records other options \(sft_steps\)"):
+        toy_rl.main(run + ["--sft_steps=3"])
