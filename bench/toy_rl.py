@@ -186,12 +186,12 @@ def main(argv=None):
           ", ".join(f"{g}: {base[g][1]} tasks" for g in GROUPS) + ")")
     print(f"{'run':>16} | " + " | ".join(f"{c:>5}" for c in cols))
     for name, sc in [("SFT", base)] + [(f"{e} seed {s}", sc) for (e, s), sc in rows.items()]:
-        print(f"{name:>16} | " + " | ".join(f"{v:.3f}" for v in values(sc)))
+        print(f"{name:>16} | " + " | ".join("-" if math.isnan(v) else f"{v:.3f}" for v in values(sc)))
     for e in as_list(cfg.estimators):
         g = torch.tensor([[a - b for a, b in zip(values(sc), values(base))] for (e2, _), sc in rows.items() if e2 == e])
         se = g.std(0) / len(g) ** 0.5 if len(g) > 1 else torch.full((len(cols),), math.nan)  # g: (seeds, columns)
-        print(f"{f'{e} gain':>16} | " + " | ".join(f"{m:+.3f} ± {s:.3f}" for m, s in zip(g.mean(0).tolist(),
-                                                                                     se.tolist())))
+        cells = ["-" if math.isnan(m) else f"{m:+.3f} ± {s:.3f}" for m, s in zip(g.mean(0).tolist(), se.tolist())]
+        print(f"{f'{e} gain':>16} | " + " | ".join(cells))
     print("(gain: mean over seeds of RL minus SFT, ± its standard error)")
 
 
