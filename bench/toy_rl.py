@@ -5,7 +5,7 @@ arith, where the merges run out before vocab_size), trained as the pipeline trai
 diffusion SFT with attention annealing), then train_grpo.py as it is, per estimator and seed, and greedy
 pass@1 on the family's held-out tasks before and after RL.
 
-    python -m bench.toy_rl                                   # coupled and d1, seeds 1-3 (~15 min on 2 cores)
+    python -m bench.toy_rl                                   # coupled and d1, seeds 1-3 (11 min, 2-core AMD EPYC, fp32)
     python -m bench.toy_rl --estimators=[d1] --learning_rate=3e-4 --run_tag=lr3e-4   # same SFT model, other RL
     python -m bench.toy_rl --sft_seed=1 --out_dir=out/toy_rl_s1                      # another SFT model
     python -m bench.toy_rl --rl_templates=[arith:mul+sub,arith:add+mul,arith:sq+sub] --out_dir=out/toy_rl_split
@@ -29,7 +29,7 @@ import train_grpo
 import train_pretrain
 from checkpoint import latest_checkpoint, load_model, save_pretrained
 from common import resolve_dtype
-from configurator import as_list, config_keys, configure, print_config, run_cli
+from configurator import as_list, config_keys, configure, load_json, print_config, run_cli
 from eval import evaluate_tasks
 from model import ModelConfig, Transformer
 from tasks import generate_tasks, read_jsonl, write_jsonl
@@ -108,12 +108,19 @@ def train_sft(cfg):
                                   f"--learning_rate={cfg.sft_lr}"])
 
 
+def write_json(obj, path):
+    """json.dump to a temp file, renamed: an interrupted call leaves no half-written cache."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(f"{path}.tmp", path)
+
+
 def score(cfg, run_dir):
     """Greedy pass@1 per held-out group, cached in run_dir/toy_rl_scores.json."""
     path = f"{run_dir}/toy_rl_scores.json"
     if os.path.isfile(path):
-        with open(path) as f:
-            return json.load(f)
+        return load_json(path)
     model, tok, _, _ = load_model(run_dir, "cpu", cfg.dtype)
     model.eval()
     scores = {}
@@ -121,25 +128,20 @@ def score(cfg, run_dir):
         tasks = read_jsonl(f"{cfg.out_dir}/test_{g}.jsonl")[:cfg.eval_n]
         scores[g] = [evaluate_tasks(model, tok, tasks, max_new_tokens=cfg.max_completion_length, batch_size=100,
                                     dtype=cfg.dtype)["pass@1"], len(tasks)] if tasks else [math.nan, 0]
-    with open(f"{path}.tmp", "w") as f:
-        json.dump(scores, f)
-    os.replace(f"{path}.tmp", path)
+    write_json(scores, path)
     return scores
 
 
 def same_options(path, options, record=True):
     """Check a stage's options against the ones an earlier call recorded in `path`; record them if none are."""
     if os.path.isfile(path):
-        with open(path) as f:
-            recorded = json.load(f)
+        recorded = load_json(path)
         if recorded != options:
             changed = sorted(k for k in options.keys() | recorded.keys() if options.get(k) != recorded.get(k))
             raise ValueError(f"{path} records other options ({', '.join(changed)}) than this call: its stage would "
                              f"be reused; give another out_dir (data, SFT) or run_tag (RL runs).")
     elif record:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(options, f, indent=1)
+        write_json(options, path)
 
 
 def run_rl(cfg, est, seed):
