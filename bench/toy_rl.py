@@ -32,20 +32,21 @@ from common import resolve_dtype
 from configurator import as_list, config_keys, configure, load_json, print_config, run_cli
 from eval import evaluate_tasks
 from model import ModelConfig, Transformer
-from tasks import generate_tasks, read_jsonl, write_jsonl
+from tasks import FAMILIES, generate_tasks, read_jsonl, write_jsonl
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
 out_dir = "out/toy_rl"
-family = "arith"
+family = "arith"  # a family of tasks.py, a list of them ([arith,list]) or 'all'
 rl_templates = "[]"  # train templates kept out of SFT and used as the only RL prompts ([]: RL on SFT's templates)
 train_tasks = 9000  # tasks generated per split before keeping the family (tasks.py cycles through 6 families)
 test_tasks = 1800
 sft_tasks = 600
 vocab_size = 1000
 n_layer = 2
-n_embd = 64
+n_embd = 64  # heads of 32 dims (query heads = n_embd / 32, half as many k/v heads), SwiGLU 2 x n_embd
 block_size = 160  # the model's context and the SFT row length (prompt + answer canvas)
+answer_length = None  # SFT rows: left padding + prompt + a canvas of this many tokens (None: pads up to block_size)
 ar_steps = 1000  # AR SFT (causal, next-token loss)
 ar_lr = 3e-3
 sft_steps = 800  # then AR -> diffusion SFT, attention annealed over anneal_steps
@@ -70,11 +71,21 @@ CONFIG_KEYS = config_keys(globals())
 GROUPS = ("seen", "rl", "new")
 
 
+def families(cfg):
+    """The task families the probe runs on: one, a list, or 'all' (every family of tasks.py)."""
+    names = list(FAMILIES) if cfg.family == "all" else as_list(cfg.family)
+    unknown = sorted(set(names) - set(FAMILIES))
+    if unknown or not names:
+        raise ValueError(f"family '{cfg.family}' names no task family of tasks.py ({unknown}); "
+                         f"give one of {list(FAMILIES)}, a list of them, or 'all'.")
+    return names
+
+
 def make_data(cfg):
     """The family's tasks split by template: sft.jsonl, rl.jsonl and one test file per group."""
-    rl = set(as_list(cfg.rl_templates))
-    train = [t for t in generate_tasks("train", cfg.train_tasks, 0) if t.family == cfg.family]
-    test = [t for t in generate_tasks("test", cfg.test_tasks, 0) if t.family == cfg.family]
+    rl, fams = set(as_list(cfg.rl_templates)), families(cfg)
+    train = [t for t in generate_tasks("train", cfg.train_tasks, 0) if t.family in fams]
+    test = [t for t in generate_tasks("test", cfg.test_tasks, 0) if t.family in fams]
     unknown = rl - {t.template for t in train}
     if unknown:
         raise ValueError(f"rl_templates {sorted(unknown)} are not train templates of family '{cfg.family}'; "
@@ -88,8 +99,10 @@ def make_data(cfg):
         write_jsonl(part, f"{cfg.out_dir}/{name}.jsonl")
     tok = Tokenizer.train(iter([t.question + t.answer for t in train] * 3), cfg.vocab_size)
     torch.manual_seed(cfg.sft_seed)
+    heads = max(1, cfg.n_embd // 32)
     model = Transformer(ModelConfig(vocab_size=math.ceil(tok.vocab_size / 64) * 64, n_layer=cfg.n_layer,
-                                    n_head=2, n_kv_head=1, n_embd=cfg.n_embd, intermediate_size=2 * cfg.n_embd,
+                                    n_head=heads, n_kv_head=max(1, heads // 2), n_embd=cfg.n_embd,
+                                    intermediate_size=2 * cfg.n_embd,
                                     max_seq_len=cfg.block_size, mask_token_id=tok.mask_token_id))
     save_pretrained(model, f"{cfg.out_dir}/init")
     tok.save(f"{cfg.out_dir}/init")
@@ -99,6 +112,7 @@ def make_data(cfg):
 def train_sft(cfg):
     """AR SFT from the random init, then AR -> diffusion SFT (the pipeline's stage order)."""
     common = ["--mode=sft", f"--sft_file={cfg.out_dir}/sft.jsonl", f"--block_size={cfg.block_size}",
+              f"--answer_length={cfg.answer_length}",
               "--batch_size=8", "--warmup_steps=5", f"--dtype={cfg.dtype}", "--eval_interval=100000",
               "--eval_batches=1", "--log_interval=200", "--ckpt_interval=0", f"--seed={1337 + cfg.sft_seed}"]
     train_pretrain.main(common + [f"--init_from={cfg.out_dir}/init", f"--out_dir={cfg.out_dir}/ar", "--objective=ar",
@@ -167,7 +181,7 @@ def main(argv=None):
     cfg.dtype = resolve_dtype(cfg.dtype, "cpu")
     print_config(cfg)
     stages = ("family", "rl_templates", "train_tasks", "test_tasks", "sft_tasks", "vocab_size", "n_layer", "n_embd",
-              "block_size", "ar_steps", "ar_lr", "sft_steps", "sft_lr", "anneal_steps", "sft_seed",
+              "block_size", "answer_length", "ar_steps", "ar_lr", "sft_steps", "sft_lr", "anneal_steps", "sft_seed",
               "max_completion_length", "eval_n", "dtype")
     options = {k: getattr(cfg, k) for k in stages}
     same_options(f"{cfg.out_dir}/toy_rl_options.json", options, record=False)

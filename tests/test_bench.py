@@ -159,3 +159,15 @@ def test_toy_rl_probe_keeps_rl_templates_out_of_sft_and_caches_its_stages(tmp_pa
         toy_rl.main(run + ["--learning_rate=1e-3"])
     with pytest.raises(ValueError, match=r"toy/toy_rl_options.json records other options \(sft_steps\)"):
         toy_rl.main(run + ["--sft_steps=3"])
+
+
+def test_toy_rl_probe_runs_on_one_family_a_list_or_all():
+    from types import SimpleNamespace
+
+    from bench import toy_rl
+    from tasks import FAMILIES
+    assert toy_rl.families(SimpleNamespace(family="arith")) == ["arith"]
+    assert toy_rl.families(SimpleNamespace(family="[arith, list]")) == ["arith", "list"]
+    assert toy_rl.families(SimpleNamespace(family="all")) == list(FAMILIES)
+    with pytest.raises(ValueError, match=r"family '\[arith, nope\]' names no task family .*'nope'"):
+        toy_rl.families(SimpleNamespace(family="[arith, nope]"))
