@@ -1,6 +1,6 @@
 """
 The toy RL probe: does a change to the RL stage pay? Minutes on a 2-core CPU, where the pipeline takes 23
-minutes to hours. One family of the tiny tasks, a 0.14M-parameter model with its own BPE (457 tokens on
+minutes to hours. One family of the tiny tasks (or several), a 0.14M-parameter model with its own BPE (457 tokens on
 arith, where the merges run out before vocab_size), trained as the pipeline trains (AR SFT, then AR ->
 diffusion SFT with attention annealing), then train_grpo.py as it is, per estimator and seed, and greedy
 pass@1 on the family's held-out tasks before and after RL.
@@ -9,6 +9,10 @@ pass@1 on the family's held-out tasks before and after RL.
     python -m bench.toy_rl --estimators=[d1] --learning_rate=3e-4 --run_tag=lr3e-4   # same SFT model, other RL
     python -m bench.toy_rl --sft_seed=1 --out_dir=out/toy_rl_s1                      # another SFT model
     python -m bench.toy_rl --rl_templates=[arith:mul+sub,arith:add+mul,arith:sq+sub] --out_dir=out/toy_rl_split
+    python -m bench.toy_rl --family=all --out_dir=out/toy_all --train_tasks=20000 --test_tasks=500 --sft_tasks=8000 \
+        --vocab_size=2000 --n_layer=4 --n_embd=128 --block_size=200 --answer_length=56 --max_completion_length=56 \
+        --ar_steps=1500 --ar_lr=2e-3 --sft_steps=1200 --sft_lr=6e-4 --learning_rate=5e-5 --estimators=[coupled] \
+        --run_tag=lr5e-5                                     # all six families, a 1.1M model (~45 min)
 
 SFT and RL draw their tasks from the same train templates (the pipeline's setting), unless rl_templates
 names some: those are left out of SFT and are the only RL prompts. The held-out tasks are scored in three groups:
