@@ -86,7 +86,7 @@ def families(cfg):
 
 
 def make_data(cfg):
-    """The family's tasks split by template: sft.jsonl, rl.jsonl and one test file per group."""
+    """The chosen families' tasks split by template: sft.jsonl, rl.jsonl and one test file per group."""
     rl, fams = set(as_list(cfg.rl_templates)), families(cfg)
     train = [t for t in generate_tasks("train", cfg.train_tasks, 0) if t.family in fams]
     test = [t for t in generate_tasks("test", cfg.test_tasks, 0) if t.family in fams]
