@@ -53,9 +53,10 @@ def read_times(path):
 
 
 def last_run(text):
-    """The output of the last invocation in an appended sample.py log (each starts with its config)."""
+    """The output of the last invocation in an appended sample.py log: from its last "model <dir>: <n> parameters"
+    line (the AR-ness tables' "model      temp |" headers are not one)."""
     lines = text.splitlines()
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("model ")]
+    starts = [i for i, ln in enumerate(lines) if re.match(r"model \S+: [\d.]+\w? parameters", ln)]
     return "\n".join(lines[starts[-1]:] if starts else lines)
 
 

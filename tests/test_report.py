@@ -33,8 +33,12 @@ def test_report_shows_stage_times_evals_and_plain_text_pictures(tmp_path):
         "step": 200, "config": {"objective": "ar", "batch_size": 16, "block_size": 192, "learning_rate": 1e-3},
         "val_history": [[0, 8.4], [200, 0.3]],
         "probe_history": [[0, {"copy/name": 0.0, "induction": 0.0}], [200, {"copy/name": 0.9, "induction": 0.01}]]}))
-    (r / "samples.log").write_text("model old: ...\nold sample\nmodel out/x: 6.8M\n"
+    (r / "samples.log").write_text("model old: 1.64M parameters on cpu\nold sample\n"
+                                   "model out/x: 6.8M parameters on cpu, float32\n"
                                    "\x1b[1;38;2;1;2;3mdef\x1b[0m f():\n000 111\n")
+    (r / "arness.log").write_text("model out/x: 1.64M parameters on cpu\nAR-ness of 32 prompts\n"
+                                  "model      temp | local@1\nx          0.00 |   0.887\n"
+                                  "model      temp |      1\nx          0.00 |   0.00\n")
     cfg = report.configure(vars(report), report.CONFIG_KEYS, [
         f"--report_dir={r}", f"--data_dir={tmp_path / 'no data'}", f"--ar_dir={tmp_path / 'ar'}",
         f"--sft_dir={tmp_path / 'sft'}", f"--grpo_dir={tmp_path / 'grpo'}"])
@@ -49,3 +53,4 @@ def test_report_shows_stage_times_evals_and_plain_text_pictures(tmp_path):
     assert "| 0 | 8.4000 | 0.00 | 0.00 |" in text and "| 200 | 0.3000 | 0.90 | 0.01 |" in text
     assert "not run" in text  # no checkpoints in the training dirs
     assert "def f():\n000 111" in text and "\x1b" not in text and "old sample" not in text  # the last run only
+    assert "AR-ness of 32 prompts\nmodel      temp | local@1\nx          0.00 |   0.887" in text  # all its tables
