@@ -218,6 +218,9 @@ def main(argv=None):
         if d.master:
             print(f"resuming from {ckpt} at step {start_step}")
     train_records = read_task_records(cfg.train_file)
+    # tiny tasks name their family: the log then splits the solved rate by family (RL can trade one for another)
+    families = sorted({r.get("family", "") for r in train_records})
+    family_totals = torch.zeros(len(families), 3, dtype=torch.float64)  # completions, solved, zero-std groups
     eval_records = read_task_records(cfg.eval_file)[:cfg.eval_n] if cfg.eval_n > 0 else []
     mask_id, stops = tok.mask_token_id, stop_ids(tok)
     C = cfg.max_completion_length
@@ -313,6 +316,12 @@ def main(argv=None):
         # 3. advantages (groups never cross ranks)
         adv = compute_advantages(rewards, G, cfg.baseline, cfg.scale_std).to(d.device)
         zero_std = (rewards.view(-1, G).std(dim=1) == 0).sum()
+        fam = torch.tensor([families.index(r.get("family", "")) for r in records])  # (local_prompts,)
+        fam_step = torch.zeros(len(families), 3, dtype=torch.float64)
+        fam_step[:, 0].index_add_(0, fam, torch.full((len(records),), float(G), dtype=torch.float64))
+        fam_step[:, 1].index_add_(0, fam, (code_r == 1).view(-1, G).sum(1).double())
+        fam_step[:, 2].index_add_(0, fam, (rewards.view(-1, G).std(dim=1) == 0).double())
+        family_totals += d.all_reduce(fam_step.to(d.device)).cpu()
         if zero_std == local_prompts:
             print(f"warning: rank {d.rank}, step {step + 1}: every group has zero reward variance, "
                   f"no policy-gradient signal (rewards all {rewards[0].item():.2f}); "
@@ -386,6 +395,13 @@ def main(argv=None):
                   f"kl {m['kl'] / per_update:.4f} | gnorm {gnorm:.3f} | lr {lr:.1e} | "
                   f"rollout {t_rollout:.1f}s reward {t_reward:.1f}s update {t_update:.1f}s | "
                   f"{tokens / 1e3:.1f}k tok-steps/s | rss {rss_mb():,.0f} MB", flush=True)
+            if len(families) > 1:  # since the last log line: solved rate (completions) and groups without variance
+                n_f, solved_f, zero_f = family_totals.T.tolist()
+                print("  solved by family: " + " | ".join(
+                    f"{f} {s / n:.2f} ({n:.0f}, {z:.0f} zero-std)" for f, n, s, z in zip(families, n_f, solved_f, zero_f)
+                    if n), flush=True)
+        if done % cfg.log_interval == 0 or done == cfg.max_steps:
+            family_totals.zero_()
         last = done == cfg.max_steps
         if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):
             run_eval(done)

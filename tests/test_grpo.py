@@ -302,6 +302,25 @@ def test_loop_moves_the_policy_and_accumulation_is_exact(policy, tmp_path, capsy
     assert_same_update(a, b)
 
 
+def test_log_splits_the_solved_rate_by_task_family(policy, tmp_path, capsys):
+    """With tasks of two families the log adds a line per logged step: each family's solved rate over its
+    completions, which together give the step's solved rate; a one-family file prints no such line."""
+    from tasks import generate_tasks, write_jsonl
+    tasks = generate_tasks("train", 60, 0)
+    two = [next(t for t in tasks if t.family == "arith"), next(t for t in tasks if t.family == "cond")]
+    write_jsonl(two, tmp_path / "two.jsonl")
+    run_grpo(policy, tmp_path / "two", "--max_steps=2", f"--train_file={tmp_path / 'two.jsonl'}", "--beta=0")
+    out = capsys.readouterr().out
+    steps = [float(x) for x in re.findall(r"^step \d/2 \|.*\| solved ([.\d]+)", out, re.M)]
+    lines = re.findall(r"^  solved by family: arith ([.\d]+) \(4, (\d) zero-std\) \| cond ([.\d]+) \(4, (\d) zero-std\)$",
+                       out, re.M)
+    assert len(steps) == 2 and len(lines) == 2, out
+    for solved, (arith, _, cond, _) in zip(steps, lines):
+        assert abs((float(arith) + float(cond)) / 2 - solved) < 0.01
+    run_grpo(policy, tmp_path / "one", "--max_steps=1", "--beta=0")
+    assert "solved by family" not in capsys.readouterr().out
+
+
 def test_rollouts_with_an_approximate_decoder(policy, tmp_path, capsys):
     """threshold / block_length / cache reach the rollouts: the threshold decoder runs fewer forwards, so the
     rollout completions (and so the rewards and the update) differ from the exact decoder's."""
