@@ -315,12 +315,12 @@ def main(argv=None):
 
         # 3. advantages (groups never cross ranks)
         adv = compute_advantages(rewards, G, cfg.baseline, cfg.scale_std).to(d.device)
-        zero_std = (rewards.view(-1, G).std(dim=1) == 0).sum()
-        fam = torch.tensor([families.index(r.get("family", "")) for r in records])  # (local_prompts,)
-        fam_step = torch.zeros(len(families), 3, dtype=torch.float64)
-        fam_step[:, 0].index_add_(0, fam, torch.full((len(records),), float(G), dtype=torch.float64))
-        fam_step[:, 1].index_add_(0, fam, (code_r == 1).view(-1, G).sum(1).double())
-        fam_step[:, 2].index_add_(0, fam, (rewards.view(-1, G).std(dim=1) == 0).double())
+        zero_groups = rewards.view(-1, G).std(dim=1) == 0  # (local_prompts,)
+        zero_std = zero_groups.sum()
+        per_prompt = torch.stack([torch.full_like(zero_groups, G, dtype=torch.float64),
+                                  (code_r == 1).view(-1, G).sum(1).double(), zero_groups.double()], dim=1)
+        fam = torch.tensor([families.index(r.get("family", "")) for r in records])
+        fam_step = torch.zeros(len(families), 3, dtype=torch.float64).index_add_(0, fam, per_prompt)
         family_totals += d.all_reduce(fam_step.to(d.device)).cpu()
         if zero_std == local_prompts:
             print(f"warning: rank {d.rank}, step {step + 1}: every group has zero reward variance, "
@@ -384,7 +384,8 @@ def main(argv=None):
         std_r = math.sqrt(max(0.0, m["reward_sq"] / n - mean_r ** 2))
         done = step + 1
         rewards_log.append((done, round(mean_r, 4), round(m["code"] / n, 4), round(m["solved"] / n, 4)))
-        if d.master and (done % cfg.log_interval == 0 or done == cfg.max_steps):
+        log_now = done % cfg.log_interval == 0 or done == cfg.max_steps
+        if d.master and log_now:
             tokens = n * C * n_steps / max(t_rollout, 1e-9)
             print(f"step {done}/{cfg.max_steps} | reward {mean_r:.3f} ± {std_r:.3f} | code {m['code'] / n:.3f} | "
                   f"format {m['format'] / n:.3f} | solved {m['solved'] / n:.3f} | "
@@ -400,7 +401,7 @@ def main(argv=None):
                 print("  solved by family: " + " | ".join(
                     f"{f} {s / n:.2f} ({n:.0f}, {z:.0f} zero-std)" for f, n, s, z in zip(families, n_f, solved_f, zero_f)
                     if n), flush=True)
-        if done % cfg.log_interval == 0 or done == cfg.max_steps:
+        if log_now:
             family_totals.zero_()
         last = done == cfg.max_steps
         if eval_records and (last or (cfg.eval_interval and done % cfg.eval_interval == 0)):

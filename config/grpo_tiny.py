@@ -8,8 +8,9 @@ eval_n = 100  # held-out tasks, greedy pass@1 at the start, every eval_interval 
 eval_interval = 10
 # rollout: 8 prompts x 8 completions = 64 sequences per step, decoded as eval.py decodes (one token per step) but
 # sampled at temperature 1; answers are <= 56 tokens. These are the settings of the six-family RL probe
-# (bench/toy_rl.py --family=all, docs/results.md), where they moved held-out pass@1 by -0.006 +- 0.011 over 3 seeds:
-# RL does not pay at this scale yet, and this stage shows the machinery at a measured, harmless setting
+# (bench/toy_rl.py --family=all). On this pipeline they moved held-out pass@1 by -0.006 +- 0.012 over 3 seeds
+# (0.376 -> 0.346 / 0.386 / 0.378; d1 -0.002 +- 0.010, docs/results.md): RL does not pay at this scale yet, and this
+# stage shows the machinery at a measured setting
 prompts_per_step = 8
 num_generations = 8
 max_completion_length = 64
