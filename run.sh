@@ -55,9 +55,9 @@ case "${1:-tiny}" in
     stage ar         $P train_pretrain.py config/ar_tiny.py
     stage sft        $P train_pretrain.py config/sft_tiny.py
     stage eval_sft   $P eval.py --out_dir=out/sft_tiny --benchmark=tiny --batch_size=32 --results_dir=out/sft_tiny/eval
-    # RL headroom: pass@8 on 50 train prompts with the rollouts' decoding (temperature 1.0, top-p 0.95, 64 steps)
+    # RL headroom: pass@8 on 50 train prompts with the rollouts' decoding (temperature 0.7, top-p 0.95, 64 steps)
     stage headroom   $P eval.py --out_dir=out/sft_tiny --benchmark=tiny --tiny_file=data/tasks/train.jsonl --limit=50 \
-                        --n_samples=8 --temperature=1.0 --top_p=0.95 --steps=64 --batch_size=32 --results_dir=out/sft_tiny/headroom
+                        --n_samples=8 --temperature=0.7 --top_p=0.95 --steps=64 --batch_size=32 --results_dir=out/sft_tiny/headroom
     stage grpo       $P train_grpo.py config/grpo_tiny.py --eval_n=0  # eval_sft / eval_grpo measure it
     stage eval_grpo  $P eval.py --out_dir=out/grpo_tiny --benchmark=tiny --batch_size=32 --results_dir=out/grpo_tiny/eval
     stage samples    $P sample.py --out_dir=out/grpo_tiny --prompt_file=$HELD --prompt_index=1 --max_new_tokens=64 \
