@@ -7,7 +7,9 @@ DiffuCoder's default; `sample.diffusion_generate` is the exact algorithm. `gener
 1. `block_length`: blocks are decoded left to right, steps split evenly between them, and Dream's
    schedule runs inside each block over that block's masked positions (LLaDA's semi-AR decoding,
    which the paper contrasts against). With one block (block_length = max_new_tokens) it is Dream's
-   decoding, token for token (tested).
+   decoding, token for token (tested). So each block inherits Dream's schedule quirk (one token per
+   step: none at the block's first step, two at its last, committed without seeing each other); add
+   threshold=1 for one token at every step (blocks of 8 on the tiny model: 0.148 -> 0.438 pass@1).
 2. `threshold` in (0, 1]: each step commits every masked position of the block whose token
    probability (under the filtered distribution, whatever the alg) exceeds the threshold, and at
    least the one the alg ranks first; the block's last allotted step commits what is left, so
