@@ -11,10 +11,10 @@ eval_interval = 10
 # 3 seeds (1337 / 1 / 2) held-out greedy pass@1 went 0.376 -> 0.422 / 0.420 / 0.398 at 0.7 (+0.037 +- 0.008) and
 # -> 0.346 / 0.386 / 0.378 at 1.0 (-0.006 +- 0.012). Samples closer to the greedy decode train what eval scores,
 # and the KL to the reference stays lower (median 0.025 per token against 0.06-0.10, no spike above 0.5;
-# docs/results.md). The paper samples at 1.2, the released recipe at 1.0. Not better on one seed: T 0.5, 4 prompts x 16,
-# 16 prompts with --threshold=0.95 rollouts (5x cheaper rollouts, 30% less time, equal pass@1, more rollout failures),
-# only the prompts the SFT model fails greedily, 16 prompts per step (0.344: more tasks lost); std-scaled advantages:
-# +0.018 / -0.032 on seeds 2 / 1337; beta 0.05: 0.390
+# docs/results.md). The paper samples at 1.2, the released recipe at 1.0. Not better (seed 2, against 0.398): T 0.5
+# (0.386); 4 prompts x 16 (0.364); 16 prompts with --threshold=0.95 rollouts (0.396: 5x cheaper rollouts, 30% less
+# time, more rollout failures); only the prompts the SFT model fails greedily (0.378); 16 prompts per step (0.344:
+# more tasks lost); beta 0.05 (0.390); std-scaled advantages (0.416, and 0.390 against 0.422 on seed 1337)
 prompts_per_step = 8
 num_generations = 8
 max_completion_length = 64
