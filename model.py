@@ -34,13 +34,22 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 
-# The LM head of a masked-rows forward runs on the N rows rounded up to a multiple of ROW_BUCKET (zero rows
-# added, their logits dropped), so that it sees few distinct shapes. N changes every training step (the
-# masking is random). The host memory of a tiny bf16 pre-training run on a 2-core Xeon with AMX grew ~3.5 MB per
-# step; there bf16 matmuls go through oneDNN, which builds and caches a kernel per new shape (up to 1,024 by
-# default). bench/memory.py prints RSS at step 50 and 1,000 with and without. The extra rows cost < ROW_BUCKET
-# rows of LM head per forward; 1 turns bucketing off.
-ROW_BUCKET = 64
+# The LM head of a masked-rows forward runs on the N rows rounded up to one of few sizes (zero rows added, their
+# logits dropped). N changes every training step (the masking is random). On CPUs with native bf16, bf16 matmuls
+# go through oneDNN, which builds and keeps a kernel per new shape: the host memory of a tiny bf16 pre-training
+# run on a 2-core Xeon with AMX grew ~12 MB per step without this (1.9 GB at step 50, 4.7 GB at step 300).
+# N is rounded up to m * 2^k with 2^ROW_BUCKET_BITS <= m < 2^(ROW_BUCKET_BITS + 1): at most 2^ROW_BUCKET_BITS
+# sizes per doubling of N, at most 1 / 2^ROW_BUCKET_BITS extra rows (multiples of 64 rows still grew 10% over
+# 1,000 steps). bench/memory.py prints RSS at step 50 and 1,000 with and without. None turns bucketing off.
+ROW_BUCKET_BITS = 3
+
+
+def bucketed_rows(n):
+    """n rounded up to a multiple of 2^(bit_length(n) - 1 - ROW_BUCKET_BITS) (see ROW_BUCKET_BITS); n if off."""
+    if ROW_BUCKET_BITS is None:
+        return n
+    step = 1 << max(n.bit_length() - 1 - ROW_BUCKET_BITS, 0)
+    return -(-n // step) * step
 
 
 @dataclass
@@ -257,7 +266,7 @@ class Transformer(nn.Module):
             return self.lm_head(self.model.norm(x)).float()  # (B, T, V)
         x = x[output_rows]  # (N, C)
         n = x.shape[0]
-        x = F.pad(x, (0, 0, 0, -n % ROW_BUCKET))  # N rounded up to a multiple of ROW_BUCKET (see there)
+        x = F.pad(x, (0, 0, 0, bucketed_rows(n) - n))  # few distinct LM-head shapes (see ROW_BUCKET_BITS)
         return self.lm_head(self.model.norm(x))[:n].float()  # (N, V)
 
     def resize_token_embeddings(self, vocab_size):

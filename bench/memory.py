@@ -6,7 +6,7 @@ The masking is drawn afresh every step, as in training, so the number of masked 
 
     python -m bench.memory                                  # both shapes, 1,000 steps each, CPU
     python -m bench.memory --shapes=[pretrain] --steps=300 --every=50
-    python -m bench.memory --row_bucket=1                   # without the LM-head row bucketing (model.py)
+    python -m bench.memory --row_bucket_bits=None           # without the LM-head row bucketing (model.py)
 
 A flat run's RSS at the last step is at most 10% above step 50's; the table says so per shape.
 """
@@ -32,7 +32,7 @@ steps = 1000
 first = 50  # the step whose RSS is the baseline
 every = 100  # also print RSS every this many steps (0: only first and last)
 dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
-row_bucket = None  # model.py's ROW_BUCKET for this run (1: no bucketing); None: the model's default
+row_bucket_bits = -1  # model.py's ROW_BUCKET_BITS for this run (None: no bucketing; -1: the model's default)
 seed = 0
 CONFIG_KEYS = config_keys(globals())
 # -----------------------------------------------------------------------------
@@ -40,8 +40,8 @@ CONFIG_KEYS = config_keys(globals())
 
 def run_shape(cfg, name, B, T, prompt):
     """Train `steps` steps of one shape in this process: [(step, rss MB)] and seconds per step."""
-    if cfg.row_bucket is not None:
-        model.ROW_BUCKET = cfg.row_bucket
+    if cfg.row_bucket_bits != -1:
+        model.ROW_BUCKET_BITS = cfg.row_bucket_bits
     m, mask_id, _ = random_model(cfg.train_model or "tiny", "cpu", T, cfg.seed)
     m.train()
     opt = make_optimizer(m, 1e-4, (0.9, 0.95), 0.1)

@@ -286,18 +286,23 @@ def test_unsupported_architecture(tmp_path):
 
 
 def test_lm_head_rows_are_bucketed_and_the_logits_unchanged(monkeypatch):
-    """The masked-rows forward runs the LM head on a multiple of ROW_BUCKET rows (few distinct shapes: host
-    memory stays flat in bf16 on CPU) and returns exactly the N requested rows, equal to the unbucketed ones."""
+    """The masked-rows forward runs the LM head on N rounded up to one of 2^ROW_BUCKET_BITS sizes per doubling
+    (few distinct shapes: host memory stays flat in bf16 on CPU) and returns exactly the N requested rows, equal
+    to the unbucketed ones."""
+    assert [model_module.bucketed_rows(n) for n in (1, 7, 15, 16, 17, 39, 2048, 2049, 4095)] == \
+        [1, 7, 15, 16, 18, 40, 2048, 2304, 4096]
+    sizes = {model_module.bucketed_rows(n) for n in range(1025, 2049)}  # 1,152 ... 2,048
+    assert len(sizes) == 8 and all(0 <= model_module.bucketed_rows(n) - n <= n / 8 for n in range(1, 5000))
     model = tiny_model()
     idx = torch.randint(0, 96, (3, 20), generator=torch.Generator().manual_seed(2))
     positions = torch.zeros(3, 20, dtype=torch.bool)
     positions[:, 5:18] = True  # 39 rows
     seen = []
     model.lm_head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
-    monkeypatch.setattr(model_module, "ROW_BUCKET", 16)
+    monkeypatch.setattr(model_module, "ROW_BUCKET_BITS", 1)  # 2 sizes per doubling: 39 -> 48
     with torch.no_grad():
         bucketed = model(idx, output_rows=predictor_rows(positions))
-        monkeypatch.setattr(model_module, "ROW_BUCKET", 1)
+        monkeypatch.setattr(model_module, "ROW_BUCKET_BITS", None)
         plain = model(idx, output_rows=predictor_rows(positions))
     assert seen == [48, 39]
     assert bucketed.shape == plain.shape == (39, 96)
