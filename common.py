@@ -162,9 +162,9 @@ def lr_at(step, max_lr, warmup_steps, total_steps, min_lr_ratio):
 _PEAK_FLOPS = {}
 
 
-def matmul_flops(device, dtype, n=1024, reps=8):
+def matmul_flops(device, dtype, n=1024, reps=32):
     """Measured matmul throughput (FLOP/s) of this device in this dtype: the MFU denominator,
-    so the ratio means the same on any machine. Best of 3 timed windows after a warm-up (the
+    so the ratio means the same on any machine. Best of 3 timed windows of `reps` products after a warm-up (the
     first bf16 calls on CPU are slow). Cached per (device, dtype)."""
     key = (str(device), dtype)
     if key not in _PEAK_FLOPS:

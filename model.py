@@ -4,7 +4,7 @@ The DiffuCoder / Dream / Qwen2 Transformer, run bidirectionally, in one file.
 Architecture (Qwen2's, as DiffuCoder-7B and Dream-7B): token embedding -> N pre-norm blocks
 (RMSNorm -> grouped-query attention with rotate-half RoPE, q/k/v bias, no o_proj bias
 -> RMSNorm -> SwiGLU MLP) -> final RMSNorm -> untied LM head. Attention is fully
-bidirectional (`F.scaled_dot_product_attention(is_causal=False)`).
+bidirectional (`F.scaled_dot_product_attention(is_causal=False)`; see `attention`).
 
 Module names equal the Hugging Face Qwen2 checkpoint keys (`model.layers.0.self_attn.q_proj.weight`),
 so loading and saving is a plain state-dict copy with shape checks.
@@ -142,6 +142,32 @@ def apply_rope(x, cos, sin):
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
+def attention(q, k, v, mask):
+    """Bidirectional grouped-query attention: q (B, H, T, D), k and v (B, Hkv, Tk, D), mask None or (B, 1, T, Tk)
+    bool (True = may attend) -> (B, H, T, D); query head h uses k/v head h // (H / Hkv), as Qwen2's repeat_kv.
+
+    PyTorch's fused kernel (SDPA), except inside torch.compile when gradients are computed on CPU: there SDPA's
+    backward is slow in bf16 (12.7 ms against 2.2 ms forward for a tiny pre-training layer on a 2-core Xeon with
+    AMX) and is not fused, while `plain_attention` lets the compiler fuse the softmax and its backward
+    (Transformer.compile_blocks). Without the compiler plain matmuls were 4-8% slower in fp32 (mixed in bf16),
+    so eager runs keep SDPA."""
+    if q.device.type == "cpu" and torch.compiler.is_compiling() and torch.is_grad_enabled():
+        return plain_attention(q, k, v, mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=k.size(1) != q.size(1))
+
+
+def plain_attention(q, k, v, mask):
+    """`attention` as plain matmuls with an fp32 softmax (transformers' eager Qwen2 attention). The G = H / Hkv
+    query heads of a k/v head are folded into the query rows, so k and v are never repeated."""
+    B, H, T, D = q.shape
+    Hkv, Tk = k.shape[1], k.shape[2]
+    scores = q.reshape(B, Hkv, H // Hkv * T, D) @ k.transpose(-2, -1) * D**-0.5  # (B, Hkv, G*T, Tk)
+    if mask is not None:
+        scores = scores.view(B, Hkv, H // Hkv, T, Tk).masked_fill(~mask[:, :, None], float("-inf")).flatten(2, 3)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+    return (weights @ v).view(B, H, T, D)
+
+
 class Attention(nn.Module):
     def __init__(self, config):
         super().__init__()
@@ -159,9 +185,7 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if kv_cache is not None:
             k, v = kv_cache.update(layer, k, v)  # (B, Hkv, T_all, D): the cached rows and these
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False,
-                                           enable_gqa=self.n_kv_head != self.n_head)  # (B, H, T, D)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
+        return self.o_proj(attention(q, k, v, mask).transpose(1, 2).reshape(B, T, -1))
 
 
 class MLP(nn.Module):
@@ -218,6 +242,14 @@ class Transformer(nn.Module):
         if exclude_embedding:
             n -= self.model.embed_tokens.weight.numel()
         return n
+
+    def compile_blocks(self):
+        """torch.compile each block in place (the state-dict keys stay the same). The blocks see one shape per
+        workload; the LM head, whose rows change every training step, stays eager. On CPU the compiled block
+        fuses the elementwise ops (RMSNorm, RoPE, SwiGLU, the softmax of `attention`) that otherwise cost
+        more than the matmuls in bf16 (docs/results.md, Performance)."""
+        for block in self.model.layers:
+            block.compile()
 
     def flops_per_token(self, seq_len):
         """Training FLOPs per token (forward + backward): 6 N for the matmuls, plus attention scores."""

@@ -92,7 +92,7 @@ device = "auto"  # 'auto', 'cpu', 'cuda'
 dtype = "auto"  # autocast dtype: 'auto' (bfloat16 where native, else float32), 'float32', 'bfloat16'
 parallel = "ddp"  # under torchrun: 'ddp' or 'fsdp' (FSDP2 fully_shard per block)
 activation_checkpointing = False
-compile = False  # torch.compile the model
+compile = False  # torch.compile each block (Transformer.compile_blocks)
 seed = 1337
 # logging and checkpoints
 log_interval = 10
@@ -281,7 +281,7 @@ def main(argv=None):
         if d.master:
             print(f"resuming from {ckpt} at step {start_step}")
     if cfg.compile:
-        module = torch.compile(module)
+        model.compile_blocks()
 
     # derived quantities ------------------------------------------------------------------
     T = cfg.block_size

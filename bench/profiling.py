@@ -3,7 +3,9 @@ Where a training step's time goes: torch.profiler over a few calls of a step, ea
 in one of three groups, plus what no op accounts for:
 - matmul: the dense matrix products (the linear layers, forward and backward);
 - attention: the scaled-dot-product-attention kernels, forward and backward;
-- other ops: everything else (elementwise ops, norms, RoPE, the loss, casts and copies, the optimizer);
+- other ops: everything else (elementwise ops, norms, RoPE, the loss, casts and copies, the optimizer; with
+  `compile=True`, the compiled blocks' fused kernels, shown as one op "compiled graphs", among them the
+  softmax of the plain-matmul attention, whose matmuls count as matmul);
 - outside ops: wall time minus the ops' self time (Python, the autograd engine, the allocator, and the
   profiler's own overhead, so this share reads a little high).
 `python -m bench.speed --workloads=[train,grpo] --profile=True` adds it to the train and grpo rows.
@@ -43,7 +45,8 @@ def profile_step(step, dev, calls=2, top=6):
     for e in prof.key_averages():
         us = e.self_device_time_total if cuda else e.self_cpu_time_total
         if us > 0:
-            ops[e.key] = ops.get(e.key, 0) + us
+            key = "compiled graphs" if e.key.startswith("## Call CompiledFxGraph") else e.key
+            ops[key] = ops.get(key, 0) + us
     groups = {"matmul": 0.0, "attention": 0.0, "other ops": 0.0}
     for op, us in ops.items():
         groups[group_of(op)] += us

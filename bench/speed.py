@@ -4,7 +4,7 @@ implementation, masked-diffusion training steps, and coupled-GRPO update steps.
 
     python -m bench.speed                                   # every workload, tiny shape, random weights, CPU
     python -m bench.speed --workloads=[decode,reference] --out_dir=out/sft_tiny   # a trained checkpoint instead
-    python -m bench.speed --workloads=[train] --compile=True  # training step with torch.compile
+    python -m bench.speed --workloads=[train,grpo] --compile=True  # the same steps, each block torch.compiled
     python -m bench.speed --workloads=[train,grpo] --profile=True  # + where the time goes (bench/profiling.py)
     python -m bench.speed --device=cuda                       # 7B decoding, 1.5B training and GRPO, bf16 weights
 
@@ -86,7 +86,7 @@ approx = [{"block_length": 32}, {"block_length": 32, "cache": "prefix"}, {"block
 # train: rows of (name, sequences, tokens per sequence, leading tokens never masked);
 # None: pretrain_tiny's 16 x 256 and sft_tiny's 16 x 192 (~88 prompt tokens) on cpu, 2 x 4096 and 8 x 1024 on cuda
 train_rows = None
-compile = False  # torch.compile the training model (train_pretrain.py's `compile`)
+compile = False  # torch.compile each block of the training model (train_pretrain.py's `compile`)
 activation_checkpointing = False  # train and grpo
 profile = False  # train and grpo: also profile the step (bench/profiling.py: matmul / attention / other shares)
 # grpo: None: 32 sequences (4 prompts x 8; grpo_tiny's step is 4x that) in micro-batches of 8, ~112 + 64
@@ -243,12 +243,13 @@ def train_row(cfg, dev, ctx, peak_flops, name, B, T, prompt):
     model, mask_id, label = random_model(cfg.train_model, dev, T, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
-    module = torch.compile(model) if cfg.compile else model
+    if cfg.compile:
+        model.compile_blocks()
     opt = make_optimizer(model, 1e-4, (0.9, 0.95), 0.1)
     x, x_t, masked, t = (v.to(dev) for v in random_train_batch(B, T, prompt, mask_id, seeded(cfg.seed)))
 
     def step():
-        train_step(model, module, opt, ctx, x, x_t, masked, t)
+        train_step(model, model, opt, ctx, x, x_t, masked, t)
     reset_peak(dev)
     step()  # a second warm-up: the first fused AdamW step creates its state
     secs, _ = best_time(step, cfg.repeats, dev)
@@ -267,6 +268,8 @@ def grpo_rows(cfg, dev, ctx, peak_flops):
     model, mask_id, label = random_model(cfg.grpo_model, dev, P + C, cfg.seed)
     model.train()
     model.gradient_checkpointing = cfg.activation_checkpointing
+    if cfg.compile:
+        model.compile_blocks()
     opt = make_optimizer(model, 1e-6, (0.9, 0.99), 0.1)
     g = seeded(cfg.seed)
     ids = torch.randint(0, mask_id - 2, (S, P + C), generator=g)
@@ -299,8 +302,8 @@ def grpo_rows(cfg, dev, ctx, peak_flops):
     notes = f"{3 * S} rows of {P + C} tokens through the model, {S * (P + C) / secs:,.0f} tok/s"
     if cfg.profile:
         notes += "; " + profile_step(step, dev)
-    return [dict(workload="grpo", setting=f"coupled, micro-batch {mb}", shape=label, dtype=cfg.dtype,
-                 size=f"{S} x ({P} + {C})",
+    setting = f"coupled, micro-batch {mb}" + (", compiled" if cfg.compile else "")
+    return [dict(workload="grpo", setting=setting, shape=label, dtype=cfg.dtype, size=f"{S} x ({P} + {C})",
                  seconds=secs, throughput=f"{S / secs:,.2f} seq/s", mfu=flops / secs / peak_flops, peak=peak_gib(dev),
                  notes=notes)]
 

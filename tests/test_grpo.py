@@ -282,10 +282,11 @@ def assert_same_update(a, b):
     """Weights equal to 1e-6, up to Adam's amplification of float noise: Adam divides each gradient
     by its own magnitude, so an element whose gradient is ~0 (the k_proj biases, to which softmax is
     invariant, have a true gradient of exactly 0) turns summation-order noise into steps of up to lr.
-    So: k_proj biases excluded, at most 1 element in 1000 above 1e-6, none above 1e-5."""
+    So: k_proj biases excluded, at most 1 element in 1000 above 1e-6, none above 1e-4 (a tenth of one step at
+    the tests' lr 1e-3; a 2-core Xeon's kernels gave 6 elements up to 1.4e-5, AMD's none above 1e-5)."""
     keys = [k for k in a if not k.endswith("k_proj.bias")]
     diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in keys])
-    assert diff.max() < 1e-5 and (diff > 1e-6).float().mean() < 1e-3, (diff.max(), (diff > 1e-6).sum())
+    assert diff.max() < 1e-4 and (diff > 1e-6).float().mean() < 1e-3, (diff.max(), (diff > 1e-6).sum())
 
 
 def test_loop_moves_the_policy_and_accumulation_is_exact(policy, tmp_path, capsys):

@@ -8,9 +8,11 @@ Run: .venv/bin/python -m pytest tests/test_model.py
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 import transformers  # the reference (pinned in requirements.txt)
 
 import model as model_module
@@ -307,3 +309,52 @@ def test_lm_head_rows_are_bucketed_and_the_logits_unchanged(monkeypatch):
     assert seen == [48, 39]
     assert bucketed.shape == plain.shape == (39, 96)
     assert torch.allclose(bucketed, plain, atol=1e-6)
+
+
+def test_plain_attention_equals_sdpa_in_values_and_gradients():
+    """plain_attention (the path of compiled CPU training: fp32 softmax, query heads folded per k/v head) equals
+    PyTorch's SDPA with grouped-query heads, with and without a padding mask, in its output and its gradients."""
+    g = torch.Generator().manual_seed(0)
+    B, H, Hkv, T, D = 2, 4, 2, 7, 8
+    q0, k0, v0 = (torch.randn(B, h, T, D, generator=g) for h in (H, Hkv, Hkv))
+    mask = model_module.padding_attention_mask(torch.tensor([[0, 0, 1, 1, 1, 1, 1], [1] * 7]))
+    for m in (None, mask):
+        q, k, v = (t.clone().requires_grad_() for t in (q0, k0, v0))
+        plain = model_module.plain_attention(q, k, v, m)
+        plain.square().sum().backward()
+        q2, k2, v2 = (t.clone().requires_grad_() for t in (q0, k0, v0))
+        ref = F.scaled_dot_product_attention(q2, k2.repeat_interleave(H // Hkv, 1), v2.repeat_interleave(H // Hkv, 1),
+                                             attn_mask=m)
+        ref.square().sum().backward()
+        assert torch.allclose(plain, ref, atol=1e-6)
+        for a, b in ((q, q2), (k, k2), (v, v2)):
+            assert torch.allclose(a.grad, b.grad, atol=1e-5)
+        assert torch.allclose(model_module.attention(q0, k0, v0, m), ref, atol=1e-6)  # eager: SDPA, same values
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_blocks_train_like_the_eager_model():
+    """compile_blocks keeps the state-dict keys, and a compiled training forward + backward (on CPU: the
+    plain-matmul attention, with a padding mask) gives the eager model's loss and gradients."""
+    cfg = ModelConfig(vocab_size=64, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, intermediate_size=64,
+                      max_seq_len=16, rope_theta=10000.0)
+    torch.manual_seed(0)
+    eager = Transformer(cfg)
+    with torch.no_grad():
+        for p in eager.parameters():
+            p.normal_(0.0, 0.3)  # peaked attention, so that a wrong softmax or mask shows
+    compiled = Transformer(cfg)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_blocks()
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    idx = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(1))
+    attn = torch.ones(2, 12, dtype=torch.long)
+    attn[0, :3] = 0  # left padding
+    losses = []
+    for m in (eager, compiled):
+        loss = m(idx, attention_mask=attn).logsumexp(-1).mean()
+        loss.backward()
+        losses.append(loss)
+    assert torch.allclose(losses[0], losses[1], atol=1e-5)
+    for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5), name
