@@ -61,6 +61,9 @@ def main(argv=None):
     cfg.dtype = resolve_dtype(cfg.dtype, "cpu")
     rows = {r[0]: r for r in cfg.train_rows or TINY_TRAIN_ROWS}
     names = parse_names(cfg.shapes, list(rows), "shape")
+    if cfg.row_bucket_bits is not None and cfg.row_bucket_bits < -1:
+        raise ValueError(f"row_bucket_bits={cfg.row_bucket_bits} must be >= 0, None (no bucketing) or -1 (the "
+                         f"model's default).")
     if not 0 < cfg.first < cfg.steps:
         raise ValueError(f"first={cfg.first} must be between 0 and steps={cfg.steps}; lower first or raise steps.")
     print_config(cfg)
